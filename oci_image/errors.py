@@ -1,0 +1,164 @@
+"""The one exception tree of ``oci_image`` (``oci_storage`` and ``oci_runtime`` hang
+their own branches from the same root)::
+
+    OCIError(Exception)
+    ├── InvalidReferenceError(OCIError, ValueError)   a malformed image or transport reference
+    ├── SpecError(OCIError, ValueError)               malformed manifest / index / config / JSON
+    │   ├── UnsupportedMediaTypeError                 a media type we cannot use here
+    │   ├── UnsupportedDigestError                    a digest algorithm we cannot verify
+    │   └── ContentTooLargeError                      a manifest or config over its size limit
+    ├── VerificationError(OCIError, ValueError)       content does not match what was promised
+    │   ├── DigestMismatchError                       expected, actual, name
+    │   ├── SizeMismatchError                         expected, actual, name
+    │   └── DiffIDMismatchError                       a layer's uncompressed digest vs config
+    ├── NotFoundError(OCIError, LookupError)
+    │   ├── ManifestNotFoundError                     no such image / tag / instance
+    │   ├── BlobNotFoundError
+    │   └── NoMatchingPlatformError                   no instance of an index fits the platform
+    ├── TransportError(OCIError)                      I/O with a source or destination
+    │   ├── UnknownTransportError(TransportError, ValueError)
+    │   ├── ArchiveError                              bad layout / archive / dir contents
+    │   ├── UnsafePathError(ArchiveError)             a path that points outside its container
+    │   └── ManifestTypeRejectedError                 the destination refuses a manifest type
+    └── CopyError(OCIError)                           the copy itself cannot go on
+        ├── ConversionError                           a format change that cannot be made
+        ├── PreserveDigestsError(ConversionError)     --preserve-digests forbids a change
+        └── CopyCancelledError                        the caller's cancel event was set
+
+``oci_storage.errors.StorageError`` and ``oci_runtime.errors.OCIRuntimeError`` are further
+branches of ``OCIError``.
+
+Messages name the object concerned (a digest, a path, a transport string) and never contain
+credentials. ``OSError`` about a path the caller gave us propagates unchanged.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ArchiveError",
+    "BlobNotFoundError",
+    "ContentTooLargeError",
+    "ConversionError",
+    "CopyCancelledError",
+    "CopyError",
+    "DiffIDMismatchError",
+    "DigestMismatchError",
+    "InvalidReferenceError",
+    "ManifestNotFoundError",
+    "ManifestTypeRejectedError",
+    "NoMatchingPlatformError",
+    "NotFoundError",
+    "OCIError",
+    "PreserveDigestsError",
+    "SizeMismatchError",
+    "SpecError",
+    "TransportError",
+    "UnknownTransportError",
+    "UnsafePathError",
+    "UnsupportedDigestError",
+    "UnsupportedMediaTypeError",
+    "VerificationError",
+]
+
+
+class OCIError(Exception):
+    """Root of every error raised on purpose by oci_image, oci_storage and oci_runtime."""
+
+
+class InvalidReferenceError(OCIError, ValueError):
+    """An image reference or a transport reference string is malformed."""
+
+
+class SpecError(OCIError, ValueError):
+    """A manifest, index, config or other spec document is malformed."""
+
+
+class UnsupportedMediaTypeError(SpecError):
+    """A media type that cannot be used where it was found."""
+
+
+class UnsupportedDigestError(SpecError):
+    """A digest whose algorithm we cannot compute (only sha256 and sha512 are)."""
+
+
+class ContentTooLargeError(SpecError):
+    """A manifest, index or config larger than the configured limit."""
+
+
+class VerificationError(OCIError, ValueError):
+    """Content does not match the digest or size it was announced with.
+
+    ``name`` says which blob (usually its expected digest), ``expected`` and ``actual``
+    are the two values compared.
+    """
+
+    def __init__(self, message: str, *, name: str = "", expected: object = None,
+                 actual: object = None) -> None:
+        super().__init__(message)
+        self.name = name
+        self.expected = expected
+        self.actual = actual
+
+
+class DigestMismatchError(VerificationError):
+    """The content hashes to another digest than announced."""
+
+
+class SizeMismatchError(VerificationError):
+    """The content is longer or shorter than announced."""
+
+
+class DiffIDMismatchError(VerificationError):
+    """A layer's uncompressed content does not match the diff_id in the image config."""
+
+
+class NotFoundError(OCIError, LookupError):
+    """Something asked for does not exist."""
+
+
+class ManifestNotFoundError(NotFoundError):
+    """No image, tag or manifest instance by that name or digest."""
+
+
+class BlobNotFoundError(NotFoundError):
+    """A blob referenced by a manifest is missing."""
+
+
+class NoMatchingPlatformError(NotFoundError):
+    """No instance of a manifest list / index matches the wanted platform."""
+
+
+class TransportError(OCIError):
+    """A failure reading from or writing to a source or destination."""
+
+
+class UnknownTransportError(TransportError, ValueError):
+    """A ``transport:details`` string names a transport that is not registered."""
+
+
+class ArchiveError(TransportError):
+    """An OCI layout, archive or ``dir:`` directory has invalid contents."""
+
+
+class UnsafePathError(ArchiveError):
+    """A path inside an archive or layout points outside of it."""
+
+
+class ManifestTypeRejectedError(TransportError):
+    """The destination cannot store a manifest of this media type (another may work)."""
+
+
+class CopyError(OCIError):
+    """A copy cannot be carried out as asked."""
+
+
+class ConversionError(CopyError):
+    """A manifest or layer format change that cannot be made."""
+
+
+class PreserveDigestsError(ConversionError):
+    """``preserve_digests`` was asked for, but the copy would have to change a digest."""
+
+
+class CopyCancelledError(CopyError):
+    """The copy was cancelled by the caller."""
