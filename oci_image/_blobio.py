@@ -181,7 +181,7 @@ class _DecompressingReader(_ChunkedReader):
         return self._inc.feed(data)
 
 
-def DecompressingReader(stream: Readable, compression: str) -> Readable:  # noqa: N802
+def DecompressingReader(stream: Readable, compression: str) -> Readable:
     """A reader of the uncompressed bytes of ``stream`` (``compression`` as returned by
     :func:`detect_compression`; ``none`` returns ``stream`` itself)."""
     if compression == "none":
@@ -228,7 +228,7 @@ class _ZstdCompressor(_ChunkedReader):
 DEFAULT_LEVELS: Final = {Compression.GZIP: 6, Compression.ZSTD: 3}
 
 
-def CompressingReader(stream: Readable, compression: Compression,  # noqa: N802
+def CompressingReader(stream: Readable, compression: Compression,
                       level: int | None = None) -> Readable:
     """A reader of the ``compression``-compressed bytes of ``stream``."""
     if compression is Compression.GZIP:

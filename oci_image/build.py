@@ -358,7 +358,7 @@ class MemorySource:
         if blob is None:
             raise BlobNotFoundError(f"memory: no blob {desc.digest}")
         if isinstance(blob, Path):
-            return open(blob, "rb")  # noqa: SIM115
+            return open(blob, "rb")
         return io.BytesIO(blob)
 
     def close(self) -> None:

@@ -7,7 +7,6 @@ conversion made by us and one made by skopeo have the same digest.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -32,7 +31,7 @@ from ..spec import (
     layer_media_type,
     platform_preferences,
 )
-from ..spec._json import dumps
+from ..spec._json import dumps, go_compact, top_level_members
 
 __all__ = [
     "choose_instance",
@@ -197,68 +196,6 @@ def go_time(value: object) -> str:
     return f"{base}.{frac}{zone}" if frac else f"{base}{zone}"
 
 
-_GO_HTML = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028",
-            "\u2029": "\\u2029"}
-
-
-def go_compact(text: str) -> str:
-    """Go's ``json.Compact`` with HTML escaping: whitespace outside strings removed,
-    everything else (number spelling, key order) kept."""
-    out: list[str] = []
-    in_string = escaped = False
-    for c in text:
-        if in_string:
-            out.append(_GO_HTML.get(c, c))
-            if escaped:
-                escaped = False
-            elif c == "\\":
-                escaped = True
-            elif c == '"':
-                in_string = False
-        elif c == '"':
-            in_string = True
-            out.append(c)
-        elif c not in " \t\r\n":
-            out.append(c)
-    return "".join(out)
-
-
-def _top_level_members(text: str) -> list[tuple[str, str]]:
-    """(key, raw value text) of a JSON object, in document order."""
-    decoder = json.JSONDecoder()
-    ws = " \t\r\n"
-    i = 0
-    n = len(text)
-
-    def skip(j: int) -> int:
-        while j < n and text[j] in ws:
-            j += 1
-        return j
-
-    i = skip(i)
-    if i >= n or text[i] != "{":
-        raise ConversionError("schema1 v1Compatibility is not a JSON object")
-    i = skip(i + 1)
-    members: list[tuple[str, str]] = []
-    if i < n and text[i] == "}":
-        return members
-    while True:
-        key, i = decoder.raw_decode(text, i)
-        i = skip(i)
-        if text[i] != ":":
-            raise ConversionError("malformed v1Compatibility object")
-        start = skip(i + 1)
-        _, end = decoder.raw_decode(text, start)
-        members.append((key, text[start:end]))
-        i = skip(end)
-        if text[i] == ",":
-            i = skip(i + 1)
-            continue
-        if text[i] == "}":
-            return members
-        raise ConversionError("malformed v1Compatibility object")
-
-
 def _go_string(value: str) -> str:
     return dumps(value).decode("utf-8")
 
@@ -285,7 +222,7 @@ def schema1_config(s1: Schema1Manifest, diff_ids: Sequence[Digest]) -> bytes:
     rootfs: dict[str, Any] = {"type": "layers"}
     if diff_ids:
         rootfs["diff_ids"] = [str(d) for d in diff_ids]
-    members = {k: go_compact(v) for k, v in _top_level_members(s1.history[0])}
+    members = {k: go_compact(v) for k, v in top_level_members(s1.history[0])}
     for drop in ("id", "parent", "parent_id", "layer_id", "throwaway", "Size"):
         members.pop(drop, None)
     members["rootfs"] = dumps(rootfs).decode("utf-8")

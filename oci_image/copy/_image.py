@@ -20,8 +20,8 @@ from ..errors import (
     ConversionError,
     CopyCancelledError,
     CopyError,
-    DigestMismatchError,
     DiffIDMismatchError,
+    DigestMismatchError,
     ManifestTypeRejectedError,
     PreserveDigestsError,
     SpecError,
@@ -58,8 +58,14 @@ from ._convert import (
     schema1_config,
     schema1_manifest,
 )
-from ._options import CopyOptions, CopyResult, MultiArch, ProgressCallback, ProgressEvent, \
-    ProgressKind
+from ._options import (
+    CopyOptions,
+    CopyResult,
+    MultiArch,
+    ProgressCallback,
+    ProgressEvent,
+    ProgressKind,
+)
 
 log = logging.getLogger("oci_image.copy")
 

@@ -9,7 +9,7 @@ from typing import Any, Final
 
 from ..errors import ContentTooLargeError, SpecError
 
-__all__ = ["FrozenDict", "Fields", "dumps", "load_object"]
+__all__ = ["Fields", "FrozenDict", "dumps", "go_compact", "load_object", "top_level_members"]
 
 #: default limit on manifests, indexes and configs (containers/image uses 4 MiB too)
 DEFAULT_SIZE_LIMIT: Final = 4 * 1024 * 1024
@@ -107,7 +107,7 @@ class Fields:
     def has(self, key: str) -> bool:
         return key in self.obj and self.obj[key] is not None
 
-    def str(self, key: str, *, required: bool = False, default: str | None = None
+    def string(self, key: str, *, required: bool = False, default: str | None = None
             ) -> str | None:
         value = self.obj.get(key)
         if value is None:
@@ -119,11 +119,11 @@ class Fields:
         return value
 
     def req_str(self, key: str) -> str:
-        value = self.str(key, required=True)
+        value = self.string(key, required=True)
         assert value is not None
         return value
 
-    def int(self, key: str, *, required: bool = False, minimum: int | None = None
+    def integer(self, key: str, *, required: bool = False, minimum: int | None = None
             ) -> int | None:
         value = self.obj.get(key)
         if value is None:
@@ -140,11 +140,11 @@ class Fields:
         return value
 
     def req_int(self, key: str, *, minimum: int | None = None) -> int:
-        value = self.int(key, required=True, minimum=minimum)
+        value = self.integer(key, required=True, minimum=minimum)
         assert value is not None
         return value
 
-    def bool(self, key: str) -> bool | None:
+    def boolean(self, key: str) -> bool | None:
         value = self.obj.get(key)
         if value is None:
             return None
@@ -160,7 +160,7 @@ class Fields:
             return None
         return Fields(value, f"{self.path}.{key}")
 
-    def list(self, key: str, *, required: bool = False) -> list[Any]:
+    def array(self, key: str, *, required: bool = False) -> list[Any]:
         value = self.obj.get(key)
         if value is None:
             if required:
@@ -171,7 +171,7 @@ class Fields:
         return value
 
     def str_list(self, key: str) -> tuple[str, ...]:
-        items = self.list(key)
+        items = self.array(key)
         for i, item in enumerate(items):
             if not isinstance(item, str):
                 raise SpecError(f"{self.path}.{key}[{i}] must be a string, not {_kind(item)}")
@@ -190,7 +190,7 @@ class Fields:
 
     def object_list(self, key: str, *, required: bool = False) -> list[Fields]:
         return [Fields(item, f"{self.path}.{key}[{i}]")
-                for i, item in enumerate(self.list(key, required=required))]
+                for i, item in enumerate(self.array(key, required=required))]
 
 
 _GO_ESCAPES: Final = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026",
@@ -212,3 +212,68 @@ def dumps(value: object, *, indent: int | None = None) -> bytes:
     if any(c in text for c in _GO_ESCAPES):
         text = "".join(_GO_ESCAPES.get(c, c) for c in text)
     return text.encode("utf-8")
+
+
+def go_compact(text: str) -> str:
+    """Go's ``json.Compact`` with HTML escaping: whitespace outside strings removed,
+    everything else (number spelling, key order) kept."""
+    out: list[str] = []
+    in_string = escaped = False
+    for c in text:
+        if in_string:
+            out.append(_GO_ESCAPES.get(c, c))
+            if escaped:
+                escaped = False
+            elif c == "\\":
+                escaped = True
+            elif c == '"':
+                in_string = False
+        elif c == '"':
+            in_string = True
+            out.append(c)
+        elif c not in " \t\r\n":
+            out.append(c)
+    return "".join(out)
+
+
+def top_level_members(text: str) -> list[tuple[str, str]]:
+    """(key, raw value text) of a JSON object's members, in document order."""
+    try:
+        return _members(text)
+    except (ValueError, IndexError) as exc:
+        raise SpecError(f"malformed JSON object: {exc}") from exc
+
+
+def _members(text: str) -> list[tuple[str, str]]:
+    decoder = json.JSONDecoder()
+    ws = " \t\r\n"
+    i = 0
+    n = len(text)
+
+    def skip(j: int) -> int:
+        while j < n and text[j] in ws:
+            j += 1
+        return j
+
+    i = skip(i)
+    if i >= n or text[i] != "{":
+        raise SpecError("not a JSON object")
+    i = skip(i + 1)
+    members: list[tuple[str, str]] = []
+    if i < n and text[i] == "}":
+        return members
+    while True:
+        key, i = decoder.raw_decode(text, i)
+        i = skip(i)
+        if text[i] != ":":
+            raise SpecError("malformed JSON object")
+        start = skip(i + 1)
+        _, end = decoder.raw_decode(text, start)
+        members.append((key, text[start:end]))
+        i = skip(end)
+        if text[i] == ",":
+            i = skip(i + 1)
+            continue
+        if text[i] == "}":
+            return members
+        raise SpecError("malformed JSON object")

@@ -55,16 +55,16 @@ class ContainerConfig:
     @classmethod
     def from_fields(cls, f: Fields) -> ContainerConfig:
         return cls(
-            user=f.str("User") or "",
+            user=f.string("User") or "",
             exposed_ports=_key_set(f, "ExposedPorts"),
             env=f.str_list("Env"),
             entrypoint=_strslice(f, "Entrypoint"),
             cmd=_strslice(f, "Cmd"),
             volumes=_key_set(f, "Volumes"),
-            working_dir=f.str("WorkingDir") or "",
+            working_dir=f.string("WorkingDir") or "",
             labels=f.str_map("Labels"),
-            stop_signal=f.str("StopSignal") or "",
-            args_escaped=bool(f.bool("ArgsEscaped")),
+            stop_signal=f.string("StopSignal") or "",
+            args_escaped=bool(f.boolean("ArgsEscaped")),
             shell=_strslice(f, "Shell"),
             healthcheck=f.obj.get("Healthcheck"),
             on_build=_strslice(f, "OnBuild"),
@@ -121,11 +121,11 @@ class HistoryEntry:
     @classmethod
     def from_fields(cls, f: Fields) -> HistoryEntry:
         return cls(
-            created=f.str("created"),
-            created_by=f.str("created_by") or "",
-            author=f.str("author") or "",
-            comment=f.str("comment") or "",
-            empty_layer=bool(f.bool("empty_layer")),
+            created=f.string("created"),
+            created_by=f.string("created_by") or "",
+            author=f.string("author") or "",
+            comment=f.string("comment") or "",
+            empty_layer=bool(f.boolean("empty_layer")),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -168,21 +168,21 @@ class ImageConfig:
         diff_ids: tuple[Digest, ...] = ()
         rootfs_type = "layers"
         if rootfs is not None:
-            rootfs_type = rootfs.str("type") or ""
+            rootfs_type = rootfs.string("type") or ""
             diff_ids = tuple(Digest.parse(d) for d in rootfs.str_list("diff_ids"))
         container = f.fields("config")
         return cls(
-            architecture=f.str("architecture") or "",
-            os=f.str("os") or "",
-            variant=f.str("variant") or "",
-            os_version=f.str("os.version") or "",
+            architecture=f.string("architecture") or "",
+            os=f.string("os") or "",
+            variant=f.string("variant") or "",
+            os_version=f.string("os.version") or "",
             os_features=f.str_list("os.features"),
-            created=f.str("created"),
-            author=f.str("author") or "",
+            created=f.string("created"),
+            author=f.string("author") or "",
             config=ContainerConfig.from_fields(container) if container else ContainerConfig(),
             rootfs=RootFS(type=rootfs_type, diff_ids=diff_ids),
             history=tuple(HistoryEntry.from_fields(h) for h in f.object_list("history")),
-            docker_version=f.str("docker_version") or "",
+            docker_version=f.string("docker_version") or "",
         )
 
     @property

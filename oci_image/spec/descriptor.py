@@ -49,7 +49,7 @@ class Descriptor:
         digest = _parse_digest(f, "digest")
         size = f.req_int("size", minimum=0)
         data: bytes | None = None
-        encoded = f.str("data")
+        encoded = f.string("data")
         if encoded is not None:
             try:
                 data = base64.b64decode(encoded, validate=True)
@@ -66,7 +66,7 @@ class Descriptor:
             annotations=f.str_map("annotations"),
             data=data,
             platform=Platform.from_fields(platform_fields) if platform_fields else None,
-            artifact_type=f.str("artifactType"),
+            artifact_type=f.string("artifactType"),
         )
 
     @classmethod

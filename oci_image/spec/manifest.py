@@ -48,7 +48,7 @@ def _optional_descriptor(f: Fields, key: str) -> Descriptor | None:
 
 
 def _check_schema_version(f: Fields, expected: int) -> None:
-    version = f.int("schemaVersion", required=True)
+    version = f.integer("schemaVersion", required=True)
     if version != expected:
         raise SpecError(f"{f.path}.schemaVersion must be {expected}, not {version}")
 
@@ -93,7 +93,7 @@ class ImageManifest:
     def _from_fields(cls, f: Fields, media_type: str) -> ImageManifest:
         _check_schema_version(f, 2)
         _check_unambiguous(f, media_type, {"config", "layers"})
-        declared = f.str("mediaType")
+        declared = f.string("mediaType")
         if media_type == MediaType.DOCKER_MANIFEST and declared != media_type:
             raise SpecError(f"Docker schema2 manifest must declare mediaType {media_type}")
         config = Descriptor.from_fields(f.fields("config", required=True))  # type: ignore[arg-type]
@@ -105,7 +105,7 @@ class ImageManifest:
             layers=_descriptors(f, "layers", required=False),
             annotations=f.str_map("annotations"),
             subject=_optional_descriptor(f, "subject"),
-            artifact_type=f.str("artifactType"),
+            artifact_type=f.string("artifactType"),
             has_media_type_field=declared is not None,
         )
         if (media_type == MediaType.OCI_MANIFEST and config.media_type == MediaType.OCI_EMPTY
@@ -167,7 +167,7 @@ class ImageIndex:
     def _from_fields(cls, f: Fields, media_type: str) -> ImageIndex:
         _check_schema_version(f, 2)
         _check_unambiguous(f, media_type, {"manifests"})
-        declared = f.str("mediaType")
+        declared = f.string("mediaType")
         if media_type == MediaType.DOCKER_MANIFEST_LIST and declared != media_type:
             raise SpecError(f"Docker manifest list must declare mediaType {media_type}")
         manifests = _descriptors(f, "manifests", required=True)
@@ -180,7 +180,7 @@ class ImageIndex:
             manifests=manifests,
             annotations=f.str_map("annotations"),
             subject=_optional_descriptor(f, "subject"),
-            artifact_type=f.str("artifactType"),
+            artifact_type=f.string("artifactType"),
             has_media_type_field=declared is not None,
         )
 
@@ -247,12 +247,12 @@ class Schema1Manifest:
             if compat[i]["id"] == compat[i + 1]["id"]:
                 del layers[i], history[i], compat[i]
             i -= 1
-        signatures = f.list("signatures")
+        signatures = f.array("signatures")
         payload = _schema1_payload(raw, signatures) if signatures else raw
         return cls(
-            name=f.str("name") or "",
-            tag=f.str("tag") or "",
-            architecture=f.str("architecture") or "",
+            name=f.string("name") or "",
+            tag=f.string("tag") or "",
+            architecture=f.string("architecture") or "",
             fs_layers=tuple(layers),
             history=tuple(history),
             signed=bool(signatures),
@@ -277,8 +277,8 @@ def _v1_compat(text: str, index: int) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise SpecError(f"schema1 history entry {index} is not a JSON object")
     f = Fields(value, f"history[{index}].v1Compatibility")
-    f.str("id")
-    f.str("parent")
+    f.string("id")
+    f.string("parent")
     return value
 
 
@@ -298,7 +298,8 @@ def _check_schema1_chain(compat: list[dict[str, Any]]) -> None:
         last = c["id"]
         seen.add(last)
     for i in range(len(compat) - 2, -1, -1):
-        if compat[i]["id"] != compat[i + 1]["id"] and compat[i].get("parent") != compat[i + 1]["id"]:
+        if compat[i]["id"] != compat[i + 1]["id"] and \
+                compat[i].get("parent") != compat[i + 1]["id"]:
             raise SpecError(f"schema1 manifest: invalid parent ID {compat[i].get('parent')!r}")
 
 

@@ -66,10 +66,10 @@ class Platform:
     @classmethod
     def from_fields(cls, f: Fields) -> Platform:
         return cls(
-            os=f.str("os") or "",
-            architecture=f.str("architecture") or "",
-            variant=f.str("variant") or "",
-            os_version=f.str("os.version") or "",
+            os=f.string("os") or "",
+            architecture=f.string("architecture") or "",
+            variant=f.string("variant") or "",
+            os_version=f.string("os.version") or "",
             os_features=f.str_list("os.features"),
             features=f.str_list("features"),
         )

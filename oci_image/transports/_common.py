@@ -113,6 +113,6 @@ def read_verified(stream: Readable, desc: Descriptor, what: str,
 
 def open_blob_file(path: Path, digest: Digest, where: str) -> IO[bytes]:
     try:
-        return open(path, "rb")  # noqa: SIM115 - returned to the caller, who closes it
+        return open(path, "rb")
     except FileNotFoundError:
         raise BlobNotFoundError(f"blob {digest} not found in {where}") from None

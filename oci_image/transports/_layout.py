@@ -45,7 +45,6 @@ from ..spec import (
     ImageManifest,
     MediaType,
     VerifyingReader,
-    is_index,
     is_manifest,
     parse_manifest,
 )
@@ -188,7 +187,7 @@ class DirectoryLayout:
 
     def open_blob(self, digest: Digest) -> BlobStream:
         try:
-            return open(self.blob_path(digest), "rb")  # noqa: SIM115
+            return open(self.blob_path(digest), "rb")
         except FileNotFoundError:
             raise BlobNotFoundError(f"{self.root}: blob {digest} not found") from None
 

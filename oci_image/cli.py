@@ -1,0 +1,347 @@
+"""``python -m oci_image`` / ``oci-image``: skopeo-compatible commands.
+
+    oci-image copy [flags] SOURCE DESTINATION
+    oci-image inspect [--raw] [--config] IMAGE
+    oci-image manifest-digest MANIFEST-FILE
+    oci-image list-tags IMAGE
+    oci-image delete IMAGE
+
+Flags keep skopeo's names where the meaning is the same. Messages and progress go to
+stderr (so ``docker-archive:/dev/stdout`` can be piped); errors print one line and exit
+with status 1 (a traceback only with ``--debug``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from . import __version__
+from .errors import InvalidReferenceError, OCIError
+from .interfaces import OpenOptions, SupportsDelete, SupportsListTags
+from .spec import Compression, Platform, Reference, host_platform, manifest_digest
+
+__all__ = ["main"]
+
+log = logging.getLogger("oci_image.cli")
+
+
+def _bool(value: str) -> bool:
+    lowered = value.lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"invalid boolean {value!r}")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="oci-image", description=(
+        "Copy, inspect and manage OCI and Docker images without a daemon "
+        "(skopeo-compatible)."))
+    p.add_argument("--version", action="version", version=f"oci-image {__version__}")
+    p.add_argument("--debug", action="store_true", help="debug logging and tracebacks")
+    p.add_argument("--override-os", metavar="OS", help="use OS instead of the host's")
+    p.add_argument("--override-arch", metavar="ARCH",
+                   help="use ARCH instead of the host's architecture")
+    p.add_argument("--override-variant", metavar="VARIANT",
+                   help="use VARIANT instead of the host's architecture variant")
+    p.add_argument("--tmpdir", help="directory for temporary files")
+    p.add_argument("--insecure-policy", action="store_true",
+                   help="accepted for skopeo compatibility (no signature policy yet)")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    c = sub.add_parser("copy", help="copy an image from one location to another")
+    c.add_argument("source")
+    c.add_argument("destination")
+    c.add_argument("-a", "--all", action="store_true",
+                   help="copy every image of a list, and the list (--multi-arch=all)")
+    c.add_argument("--multi-arch", choices=["system", "all", "index-only"],
+                   help="which images of a list to copy (default: system)")
+    c.add_argument("-f", "--format", choices=["oci", "v2s2"], help="manifest format")
+    c.add_argument("--dest-compress", action="store_true",
+                   help="compress layers even if the destination keeps them as they are")
+    c.add_argument("--dest-decompress", action="store_true", help="decompress layers")
+    c.add_argument("--dest-compress-format", choices=["gzip", "zstd"],
+                   help="compression format for layers that are (re)compressed")
+    c.add_argument("--dest-compress-level", type=int, help="compression level")
+    c.add_argument("--dest-oci-accept-uncompressed-layers", action="store_true",
+                   help="let oci:/oci-archive: destinations keep uncompressed layers")
+    c.add_argument("--preserve-digests", action="store_true",
+                   help="fail instead of making any change that alters a digest")
+    c.add_argument("--remove-signatures", action="store_true",
+                   help="do not copy signatures")
+    c.add_argument("--image-parallel-copies", type=int, default=4, metavar="N",
+                   help="blobs copied at once (default 4)")
+    c.add_argument("--digestfile", help="write the digest of the written manifest here")
+    c.add_argument("--additional-tag", action="append", default=[], metavar="NAME:TAG",
+                   help="additional tags (docker-archive: destinations)")
+    c.add_argument("--src-shared-blob-dir", help="oci: source blob directory")
+    c.add_argument("--dest-shared-blob-dir", help="oci: destination blob directory")
+    c.add_argument("--no-verify-diff-ids", dest="verify_diff_ids", action="store_false",
+                   help="do not check layers against the config's diff_ids")
+    c.add_argument("-q", "--quiet", action="store_true", help="no progress output")
+    c.add_argument("--progress", choices=["auto", "tty", "json", "lines", "none"],
+                   default="auto",
+                   help="progress output on stderr (auto: a bar on a terminal, else lines)")
+    c.add_argument("--retry-times", type=int, default=0,
+                   help="accepted for skopeo compatibility (local transports do not retry)")
+
+    i = sub.add_parser("inspect", help="show an image's metadata")
+    i.add_argument("image")
+    i.add_argument("--raw", action="store_true", help="the raw manifest (or config)")
+    i.add_argument("--config", action="store_true", help="the image config")
+    i.add_argument("-n", "--no-tags", action="store_true",
+                   help="accepted for skopeo compatibility")
+
+    m = sub.add_parser("manifest-digest", help="the digest of a manifest file")
+    m.add_argument("manifest")
+
+    lt = sub.add_parser("list-tags", help="list the tags (names) of a layout or archive")
+    lt.add_argument("image")
+
+    d = sub.add_parser("delete", help="delete an image")
+    d.add_argument("image")
+    return p
+
+
+def _platform(args: argparse.Namespace) -> Platform | None:
+    if not (args.override_os or args.override_arch or args.override_variant):
+        return None
+    host = host_platform()
+    return Platform(os=args.override_os or host.os,
+                    architecture=args.override_arch or host.architecture,
+                    variant=args.override_variant or
+                    ("" if args.override_arch else host.variant)).normalized()
+
+
+def _cmd_copy(args: argparse.Namespace) -> int:
+    from .copy import CopyOptions, ManifestFormat, MultiArch, copy_image
+    from .transports import parse_image_name
+
+    multi = MultiArch(args.multi_arch) if args.multi_arch else (
+        MultiArch.ALL if args.all else MultiArch.SYSTEM)
+    tags = tuple(Reference.parse_named_tagged(t) for t in args.additional_tag)
+    options = CopyOptions(
+        multi_arch=multi,
+        platform=_platform(args),
+        manifest_format=ManifestFormat(args.format) if args.format else None,
+        compress=args.dest_compress,
+        decompress=args.dest_decompress,
+        compression_format=Compression(args.dest_compress_format)
+        if args.dest_compress_format else None,
+        compression_level=args.dest_compress_level,
+        preserve_digests=args.preserve_digests,
+        remove_signatures=args.remove_signatures,
+        jobs=max(1, args.image_parallel_copies),
+        verify_diff_ids=args.verify_diff_ids,
+        source_options=OpenOptions(tmp_dir=args.tmpdir, shared_blob_dir=args.src_shared_blob_dir),
+        dest_options=OpenOptions(tmp_dir=args.tmpdir, shared_blob_dir=args.dest_shared_blob_dir,
+                                 accept_uncompressed_layers=args.dest_oci_accept_uncompressed_layers,
+                                 additional_tags=tags),
+    )
+    src, dst = parse_image_name(args.source), parse_image_name(args.destination)
+    mode = "none" if args.quiet else args.progress
+    if mode == "auto":
+        mode = "tty" if sys.stderr.isatty() else "lines"
+    renderer = _renderer(mode, sys.stderr)
+    cancel = threading.Event()
+    try:
+        result = copy_image(src, dst, options, progress=renderer, cancel=cancel)
+    except KeyboardInterrupt:
+        cancel.set()
+        raise
+    finally:
+        if isinstance(renderer, _Bar):
+            renderer.finish()
+    if args.digestfile:
+        Path(args.digestfile).write_text(str(result.manifest_digest))
+    if mode in ("lines", "tty"):
+        print(f"Wrote manifest {result.manifest_digest} ({result.blobs_copied} blobs "
+              f"copied, {result.blobs_skipped} already present)", file=sys.stderr)
+    return 0
+
+
+def _renderer(mode: str, stream: IO[str]) -> Any:
+    from .copy import ProgressEvent, ProgressKind
+
+    if mode == "none":
+        return None
+    if mode == "json":
+        lock = threading.Lock()
+
+        def emit(event: ProgressEvent) -> None:
+            record: dict[str, Any] = {"event": event.kind.value,
+                                      "digest": str(event.descriptor.digest),
+                                      "mediaType": event.descriptor.media_type,
+                                      "size": event.descriptor.size, "offset": event.offset}
+            if event.result is not None:
+                record["stored"] = str(event.result.digest)
+            if event.kind is ProgressKind.PROGRESS:
+                now = time.monotonic()
+                key = str(event.descriptor.digest)
+                if now - last.get(key, 0.0) < 0.2:
+                    return
+                last[key] = now
+            with lock:
+                stream.write(json.dumps(record) + "\n")
+                stream.flush()
+
+        last: dict[str, float] = {}
+        return emit
+    if mode == "lines":
+        def lines(event: ProgressEvent) -> None:
+            d = event.descriptor
+            what = "config" if "config" in d.media_type else (
+                "manifest" if event.kind is ProgressKind.MANIFEST else "blob")
+            if event.kind is ProgressKind.STARTED:
+                stream.write(f"Copying {what} {d.digest}\n")
+            elif event.kind is ProgressKind.SKIPPED:
+                stream.write(f"Copying {what} {d.digest} skipped: already exists\n")
+            elif event.kind is ProgressKind.MANIFEST:
+                stream.write(f"Writing manifest {d.digest}\n")
+            stream.flush()
+        return lines
+    return _Bar(stream)
+
+
+class _Bar:
+    """One self-rewriting line: blobs done, bytes moved, throughput."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._stream = stream
+        self._lock = threading.Lock()
+        self._offsets: dict[str, int] = {}
+        self._sizes: dict[str, int] = {}
+        self._done = 0
+        self._start = time.monotonic()
+        self._last = 0.0
+
+    def __call__(self, event: Any) -> None:
+        from .copy import ProgressKind
+
+        key = str(event.descriptor.digest)
+        with self._lock:
+            if event.kind is ProgressKind.MANIFEST:
+                return
+            self._sizes[key] = event.descriptor.size
+            self._offsets[key] = event.offset
+            if event.kind in (ProgressKind.DONE, ProgressKind.SKIPPED):
+                self._done += 1
+            now = time.monotonic()
+            if event.kind is ProgressKind.PROGRESS and now - self._last < 0.1:
+                return
+            self._last = now
+            moved = sum(self._offsets.values())
+            total = sum(self._sizes.values())
+            rate = moved / max(now - self._start, 1e-6)
+            self._stream.write(f"\rCopying blobs: {self._done}/{len(self._sizes)} done, "
+                               f"{_mib(moved)} / {_mib(total)} ({_mib(rate)}/s)   ")
+            self._stream.flush()
+
+    def finish(self) -> None:
+        self._stream.write("\n")
+        self._stream.flush()
+
+
+def _mib(n: float) -> str:
+    return f"{n / (1 << 20):.1f} MiB"
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    from .image import inspect_image, open_image
+    from .transports import parse_image_name
+
+    ref = parse_image_name(args.image)
+    options = OpenOptions(tmp_dir=args.tmpdir)
+    if args.raw or args.config:
+        with open_image(ref, options, platform=_platform(args),
+                        resolve_index=args.config) as img:
+            if args.raw and not args.config:
+                sys.stdout.buffer.write(img.top_raw)
+                return 0
+            raw = img.config_raw()
+            if raw is None:
+                raise OCIError(f"{args.image}: the image has no config blob")
+            if args.raw:
+                sys.stdout.buffer.write(raw)
+            else:
+                print(json.dumps(json.loads(raw), indent=4))
+            return 0
+    print(json.dumps(inspect_image(ref, options, platform=_platform(args)), indent=4))
+    return 0
+
+
+def _cmd_manifest_digest(args: argparse.Namespace) -> int:
+    print(manifest_digest(Path(args.manifest).read_bytes()))
+    return 0
+
+
+def _cmd_list_tags(args: argparse.Namespace) -> int:
+    from .transports import parse_image_name
+
+    ref = parse_image_name(args.image)
+    if not isinstance(ref, SupportsListTags):
+        raise InvalidReferenceError(
+            f"transport {ref.transport.name!r} does not support listing tags")
+    tags = ref.list_tags(OpenOptions(tmp_dir=args.tmpdir))
+    out: dict[str, Any] = {}
+    docker_ref = ref.docker_reference()
+    if docker_ref is not None:
+        out["Repository"] = docker_ref.name
+    out["Tags"] = tags
+    print(json.dumps(out, indent=4))
+    return 0
+
+
+def _cmd_delete(args: argparse.Namespace) -> int:
+    from .transports import parse_image_name
+
+    ref = parse_image_name(args.image)
+    if not isinstance(ref, SupportsDelete):
+        raise InvalidReferenceError(f"transport {ref.transport.name!r} does not support delete")
+    ref.delete(OpenOptions(tmp_dir=args.tmpdir))
+    return 0
+
+
+_COMMANDS = {
+    "copy": _cmd_copy,
+    "inspect": _cmd_inspect,
+    "manifest-digest": _cmd_manifest_digest,
+    "list-tags": _cmd_list_tags,
+    "delete": _cmd_delete,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        return _COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        print("Error: interrupted", file=sys.stderr)
+        return 130
+    except (OCIError, OSError, ValueError) as exc:
+        if args.debug:
+            raise
+        print(f"Error: {_one_line(exc)}", file=sys.stderr)
+        return 1
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, OSError) and exc.filename and str(exc.filename) not in text:
+        text = f"{text}: {exc.filename}"
+    return " ".join(text.split())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
