@@ -36,7 +36,7 @@ from .._blobio import (
     PeekReader,
     detect_compression,
 )
-from ..errors import DiffIDMismatchError
+from ..errors import DiffIDMismatchError, TransportError
 from ..interfaces import BlobInfo, ImageDestination, ImageSource, LayerCompression
 from ..spec import (
     Compression,
@@ -156,17 +156,28 @@ class _HashingReader:
 
 
 class _EndGuard:
-    """Calls ``on_eof`` (which may raise) before reporting EOF to the consumer."""
+    """Calls ``on_eof`` (which may raise) before reporting EOF to the consumer.
 
-    def __init__(self, stream: Readable, on_eof: Callable[[], None]) -> None:
+    When a later stage fails (a decompressor choking on corrupt data), ``source`` is
+    drained and verified first, so that the error reported is the root cause -- the
+    digest mismatch of what the source sent -- rather than its symptom.
+    """
+
+    def __init__(self, stream: Readable, on_eof: Callable[[], None],
+                 source: VerifyingReader) -> None:
         self._stream = stream
         self._on_eof = on_eof
+        self._source = source
         self._ended = False
 
     def read(self, n: int = -1, /) -> bytes:
         if self._ended:
             return b""
-        data = self._stream.read(n)
+        try:
+            data = self._stream.read(n)
+        except TransportError:
+            self._source.read_all_and_verify()
+            raise
         if not data and n != 0:
             self._on_eof()
             self._ended = True
@@ -269,7 +280,7 @@ class BlobCopier:
                     name=str(desc.digest), expected=job.expected_diff_id, actual=actual)
             diff_id.append(actual)
 
-        guarded = _EndGuard(out, at_eof)
+        guarded = _EndGuard(out, at_eof, verified)
         if op is LayerOp.PRESERVE:
             info = job.blob_info()
             # Hand the verifying reader's guarantee on: the destination need not hash again.

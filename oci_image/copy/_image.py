@@ -32,6 +32,7 @@ from ..interfaces import (
     BlobInfo,
     ImageDestination,
     ImageSource,
+    LayerCompression,
     SupportsSignatures,
 )
 from ..spec import (
@@ -229,7 +230,10 @@ class ImageCopier:
                 self.dest.capabilities.supported_manifest_types is not None:
             forced = MediaType.OCI_MANIFEST if MediaType.OCI_MANIFEST in \
                 self.dest.capabilities.supported_manifest_types else None
-        zstd = self.options.compression_format is Compression.ZSTD
+        desire = self.dest.capabilities.desired_layer_compression
+        compresses = not self.options.decompress and (
+            self.options.compress or desire is LayerCompression.COMPRESS)
+        zstd = compresses and self.options.compression_format is Compression.ZSTD
         return manifest_candidates(source_type, self.dest.capabilities, forced=forced,
                                    can_modify=can_modify, zstd_requested=zstd)
 
