@@ -140,15 +140,37 @@ class _UncompressedTap:
         return self._hasher.digest()
 
 
-class _HashingReader:
+class _Digesting(VerifiedStream):
+    """Hashes and counts what passes through (a stream the copy changed, whose digest is
+    only known at its end). As a :class:`VerifiedStream` with no expectation, it lets the
+    destination take the digest from here instead of hashing the bytes again."""
+
     def __init__(self, stream: Readable) -> None:
         self._stream = stream
         self._hasher = DigestHasher()
+        self._count = 0
+
+    @property
+    def expected_digest(self) -> Digest | None:
+        return None
+
+    @property
+    def expected_size(self) -> int | None:
+        return None
+
+    @property
+    def bytes_read(self) -> int:
+        return self._count
+
+    @property
+    def actual_digest(self) -> Digest:
+        return self._hasher.digest()
 
     def read(self, n: int = -1, /) -> bytes:
         data = self._stream.read(n)
         if data:
             self._hasher.update(data)
+            self._count += len(data)
         return data
 
     def finish(self) -> Digest:
@@ -251,20 +273,28 @@ class BlobCopier:
         want_diff = (job.expected_diff_id is not None or job.need_diff_id) and not job.is_config
 
         out: Readable = peek
-        tap: _UncompressedTap | _HashingReader | None = None
+        tap: _UncompressedTap | _Digesting | None = None
         if op is LayerOp.PRESERVE:
             if want_diff and detected != "none":
                 tap = _UncompressedTap(peek, detected)
                 out = tap
         else:
             uncompressed = DecompressingReader(peek, detected)
-            if want_diff and detected != "none":
-                tap = _HashingReader(uncompressed)
+            if want_diff and detected != "none" and op is LayerOp.COMPRESS:
+                tap = _Digesting(uncompressed)
                 uncompressed = tap
             out = uncompressed
             if op is LayerOp.COMPRESS:
                 assert target is not None
                 out = CompressingReader(uncompressed, target, self._options.compression_level)
+        # What the destination reads: the source's own verification when the bytes are
+        # unchanged, else a digest computed here (once: for a decompressed layer the
+        # output digest is the diff_id too).
+        facts: VerifiedStream = verified
+        if op is not LayerOp.PRESERVE:
+            out = facts = _Digesting(out)
+            if op is LayerOp.DECOMPRESS and want_diff and detected != "none":
+                tap = facts
 
         diff_id: list[Digest] = []
 
@@ -280,14 +310,11 @@ class BlobCopier:
                     name=str(desc.digest), expected=job.expected_diff_id, actual=actual)
             diff_id.append(actual)
 
-        guarded = _EndGuard(out, at_eof, verified)
+        stream_for_dest = _Reverified(_EndGuard(out, at_eof, verified), facts)
         if op is LayerOp.PRESERVE:
             info = job.blob_info()
-            # Hand the verifying reader's guarantee on: the destination need not hash again.
-            stream_for_dest: Readable = _Reverified(guarded, verified)
         else:
             info = BlobInfo(desc.media_type, None, None, is_config=job.is_config)
-            stream_for_dest = guarded
         stored = self._dest.put_blob(stream_for_dest, info)
         new_desc = attrs.evolve(desc, digest=stored.digest, size=stored.size)
         if op is not LayerOp.PRESERVE:
@@ -296,11 +323,11 @@ class BlobCopier:
 
 
 class _Reverified(VerifiedStream):
-    """A :class:`~oci_image.spec.VerifiedStream` over a pipeline whose first stage
-    already verifies the same bytes: destinations recognise it and do not hash the
-    content a second time."""
+    """The stream handed to the destination: reads go through the pipeline (and its
+    end-of-stream checks); digest and size come from ``inner``, the stage that verified
+    or measured exactly these bytes, so the destination does not hash them again."""
 
-    def __init__(self, stream: Readable, inner: VerifyingReader) -> None:
+    def __init__(self, stream: Readable, inner: VerifiedStream) -> None:
         self._guarded = stream
         self._inner = inner
 

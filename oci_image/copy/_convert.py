@@ -7,6 +7,7 @@ conversion made by us and one made by skopeo have the same digest.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -50,10 +51,12 @@ def manifest_candidates(source_type: str, caps: DestinationCapabilities, *,
                         zstd_requested: bool) -> list[str]:
     """Manifest types to try writing, most preferred first (containers/image
     ``determineManifestConversion``): the source's own type when the destination takes
-    it, then OCI, then Docker schema2. Schema2 is left out when zstd was asked for."""
+    it, then OCI, then Docker schema2. Schema2 is left out when zstd was asked for.
+
+    A forced format (``--format``) is tried even where the destination does not list it
+    as preferred (skopeo writes Docker manifests into OCI layouts when told to); a
+    destination that truly cannot store it refuses it at ``put_manifest``."""
     if forced is not None:
-        if not caps.accepts(forced):
-            raise ConversionError(f"the destination does not accept {forced} manifests")
         if forced != source_type and not can_modify:
             raise ConversionError(f"converting to {forced} would change the manifest digest")
         return [forced]
@@ -80,8 +83,6 @@ def manifest_candidates(source_type: str, caps: DestinationCapabilities, *,
 def index_candidates(source_type: str, caps: DestinationCapabilities, *,
                      forced: str | None, can_modify: bool) -> list[str]:
     if forced is not None:
-        if not caps.accepts(forced):
-            raise ConversionError(f"the destination does not accept {forced}")
         if forced != source_type and not can_modify:
             raise ConversionError(f"converting to {forced} would change the index digest")
         return [forced]
@@ -174,6 +175,94 @@ def choose_instance(index: ImageIndex, wanted: Platform) -> Descriptor:
         f"no image in the index matches {wanted} (available: {available}); "
         "choose another with --override-os/--override-arch/--override-variant or copy "
         "all with --all")
+
+
+# --- Docker config -> OCI config ---------------------------------------------------
+
+
+def _go_sorted_map(value: object, what: str, *, empty_values: bool) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ConversionError(f"config {what} must be an object")
+    if not value:
+        return None
+    keys = sorted(value, key=lambda k: k.encode("utf-8"))
+    return {k: ({} if empty_values else value[k]) for k in keys}
+
+
+def _str_list(value: object, what: str) -> list[str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+        raise ConversionError(f"config {what} must be an array of strings")
+    return value or None
+
+
+def oci_config_from_docker(raw: bytes) -> bytes:
+    """The OCI config containers/image writes when it converts a Docker schema2 image to
+    OCI (``OCIConfig()``: the Docker config decoded into the image-spec ``Image`` type,
+    dropping Docker-only fields, and encoded again)."""
+    try:
+        doc = json.loads(raw)
+    except ValueError as exc:
+        raise ConversionError(f"config is not valid JSON: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise ConversionError("config is not a JSON object")
+    out: dict[str, Any] = {}
+    if doc.get("created") is not None:
+        out["created"] = go_time(doc["created"])
+    if doc.get("author"):
+        out["author"] = doc["author"]
+    out["architecture"] = doc.get("architecture") or ""
+    out["os"] = doc.get("os") or ""
+    if doc.get("os.version"):
+        out["os.version"] = doc["os.version"]
+    features = _str_list(doc.get("os.features"), "os.features")
+    if features:
+        out["os.features"] = features
+    if doc.get("variant"):
+        out["variant"] = doc["variant"]
+    container = doc.get("config") or {}
+    if not isinstance(container, dict):
+        raise ConversionError("config.config must be an object")
+    cfg: dict[str, Any] = {}
+    for key, kind in (("User", "str"), ("ExposedPorts", "set"), ("Env", "list"),
+                      ("Entrypoint", "list"), ("Cmd", "list"), ("Volumes", "set"),
+                      ("WorkingDir", "str"), ("Labels", "map"), ("StopSignal", "str"),
+                      ("ArgsEscaped", "bool")):
+        value = container.get(key)
+        if kind in ("str", "bool"):
+            if value:
+                cfg[key] = value
+        elif kind == "list":
+            items = _str_list(value, key)
+            if items:
+                cfg[key] = items
+        else:
+            mapping = _go_sorted_map(value, key, empty_values=kind == "set")
+            if mapping:
+                cfg[key] = mapping
+    out["config"] = cfg
+    rootfs = doc.get("rootfs") or {}
+    if not isinstance(rootfs, dict):
+        raise ConversionError("config.rootfs must be an object")
+    out["rootfs"] = {"type": rootfs.get("type") or "",
+                     "diff_ids": rootfs.get("diff_ids")}
+    history_out = []
+    for entry in doc.get("history") or []:
+        if not isinstance(entry, dict):
+            raise ConversionError("config.history entries must be objects")
+        h: dict[str, Any] = {}
+        if entry.get("created") is not None:
+            h["created"] = go_time(entry["created"])
+        for key in ("created_by", "author", "comment", "empty_layer"):
+            if entry.get(key):
+                h[key] = entry[key]
+        history_out.append(h)
+    if history_out:
+        out["history"] = history_out
+    return dumps(out)
 
 
 # --- Docker schema1 -> schema2 ------------------------------------------------------

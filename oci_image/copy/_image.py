@@ -56,6 +56,7 @@ from ._convert import (
     convert_manifest,
     index_candidates,
     manifest_candidates,
+    oci_config_from_docker,
     schema1_config,
     schema1_manifest,
 )
@@ -216,8 +217,8 @@ class ImageCopier:
         config_desc = results[manifest.config.digest].desc
         layers = [(results[d.digest].desc, results[d.digest].new_compression)
                   if d.digest in results else (d, None) for d in manifest.layers]
-        return self._write_manifest(raw, manifest, config_desc, layers, candidates,
-                                    instance, can_modify)
+        return self._write_manifest(raw, manifest, config_desc, config_raw, layers,
+                                    candidates, instance, can_modify)
 
     def _candidates(self, source_type: str, can_modify: bool, list_type: str | None
                     ) -> list[str]:
@@ -271,7 +272,7 @@ class ImageCopier:
         return diff_ids
 
     def _write_manifest(self, raw: bytes, manifest: ImageManifest, config: Descriptor,
-                        layers: list[tuple[Descriptor, Compression | None]],
+                        config_raw: bytes, layers: list[tuple[Descriptor, Compression | None]],
                         candidates: Sequence[str], instance: Digest | None,
                         can_modify: bool) -> _Written:
         unchanged = (config == manifest.config
@@ -283,7 +284,9 @@ class ImageCopier:
                 new_raw = raw
             else:
                 try:
-                    new_raw = convert_manifest(manifest, target, config, layers).to_json()
+                    target_config = self._target_config(manifest, target, config, config_raw)
+                    new_raw = convert_manifest(manifest, target, target_config,
+                                               layers).to_json()
                 except ConversionError as exc:
                     errors.append(exc)
                     continue
@@ -301,6 +304,21 @@ class ImageCopier:
             self._report_manifest(new_raw, target)
             return _Written(new_raw, target, manifest_digest(new_raw))
         raise errors[0] if errors else CopyError("no manifest format could be written")
+
+    def _target_config(self, manifest: ImageManifest, target: str, config: Descriptor,
+                       config_raw: bytes) -> Descriptor:
+        """The config a ``target``-type manifest points to. Converting a Docker image to
+        OCI rewrites the config as an OCI config, exactly as containers/image does (so the
+        result has skopeo's digests); the new blob is written here."""
+        if not (target == MediaType.OCI_MANIFEST and not manifest.is_oci
+                and config.media_type == MediaType.DOCKER_CONFIG):
+            return config
+        new_raw = oci_config_from_docker(config_raw)
+        info = BlobInfo(MediaType.OCI_CONFIG, Digest.from_bytes(new_raw), len(new_raw),
+                        is_config=True)
+        if self.dest.has_blob(info) is None:
+            self.dest.put_blob(io.BytesIO(new_raw), info)
+        return Descriptor(MediaType.OCI_CONFIG, info.digest, len(new_raw))  # type: ignore[arg-type]
 
     def _copy_schema1(self, raw: bytes, s1: Schema1Manifest, *, instance: Digest | None,
                       list_type: str | None) -> _Written:
@@ -330,7 +348,8 @@ class ImageCopier:
         if self.dest.has_blob(config_info) is None:
             self.dest.put_blob(io.BytesIO(config_raw), config_info)
         layers = [(d, r.new_compression) for d, r in zip(manifest.layers, results, strict=True)]
-        return self._write_manifest(manifest.to_json(), manifest, manifest.config, layers,
+        return self._write_manifest(manifest.to_json(), manifest, manifest.config, config_raw,
+                                    layers,
                                     [c for c in candidates if c != s1.media_type] or
                                     [MediaType.DOCKER_MANIFEST], instance, can_modify=True)
 

@@ -172,7 +172,8 @@ class TransportConformance:
             assert result.manifest_digest == arm64.digest
         with open_image(self.ref(tmp_path, "t")) as img:
             config = img.config()
-            assert config is not None and config.architecture == "arm64"
+            assert config is not None
+            assert config.architecture == "arm64"
 
     def test_nondistributable_layers(self, tmp_path: Path) -> None:
         image = random_image(seed=16, layers=2, nondistributable=1)

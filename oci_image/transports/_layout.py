@@ -45,6 +45,7 @@ from ..spec import (
     ImageManifest,
     MediaType,
     VerifyingReader,
+    is_docker_schema1,
     is_manifest,
     parse_manifest,
 )
@@ -348,10 +349,10 @@ class LayoutWriter:
         return Descriptor(info.media_type, staged.digest, staged.size)
 
     def put_manifest(self, raw: bytes, media_type: str, instance: Digest | None) -> None:
-        if media_type not in (MediaType.OCI_MANIFEST, MediaType.OCI_INDEX):
+        if not is_manifest(media_type) or is_docker_schema1(media_type):
             raise ManifestTypeRejectedError(
-                f"{self.layout.root}: an OCI layout stores OCI manifests and indexes, "
-                f"not {media_type}")
+                f"{self.layout.root}: an OCI layout stores OCI (or, when asked, Docker "
+                f"schema2) manifests and indexes, not {media_type}")
         info = BlobInfo(media_type, instance, len(raw))
         desc = self.put_blob(io.BytesIO(raw), info)
         if instance is None:
