@@ -157,8 +157,6 @@ def test_parse_docker_config() -> None:
     assert c.config.args_escaped is True
     assert c.config.shell == ("/bin/bash", "-c")
     assert c.config.healthcheck == {"Test": ["CMD-SHELL", "true"], "Interval": 30000000000}
-    # container_config describes the build container, not the image
-    assert c.config.cmd != ("/bin/sh", "-c", "#(nop) ", "CMD [\"/bin/sh\"]")
     assert c.rootfs.diff_ids == (Digest.parse(DIFF1),)
     assert [h.empty_layer for h in c.history] == [False, True]
     assert c.non_empty_history() == 1

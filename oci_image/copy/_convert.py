@@ -14,7 +14,7 @@ from typing import Any
 
 import attrs
 
-from ..errors import ConversionError, NoMatchingPlatformError
+from ..errors import ConversionError, NoMatchingPlatformError, PreserveDigestsError
 from ..interfaces import DestinationCapabilities
 from ..spec import (
     Compression,
@@ -58,7 +58,8 @@ def manifest_candidates(source_type: str, caps: DestinationCapabilities, *,
     destination that truly cannot store it refuses it at ``put_manifest``."""
     if forced is not None:
         if forced != source_type and not can_modify:
-            raise ConversionError(f"converting to {forced} would change the manifest digest")
+            raise PreserveDigestsError(
+                f"converting to {forced} would change the manifest digest")
         return [forced]
     ordered = [source_type, MediaType.OCI_MANIFEST, MediaType.DOCKER_MANIFEST]
     out: list[str] = []
@@ -72,7 +73,7 @@ def manifest_candidates(source_type: str, caps: DestinationCapabilities, *,
         out.append(t)
     if not out:
         if not can_modify:
-            raise ConversionError(
+            raise PreserveDigestsError(
                 f"the destination does not accept {source_type} manifests, and converting "
                 "would change the manifest digest")
         raise ConversionError(f"the destination accepts none of the formats {source_type} "
@@ -84,10 +85,13 @@ def index_candidates(source_type: str, caps: DestinationCapabilities, *,
                      forced: str | None, can_modify: bool) -> list[str]:
     if forced is not None:
         if forced != source_type and not can_modify:
-            raise ConversionError(f"converting to {forced} would change the index digest")
+            raise PreserveDigestsError(f"converting to {forced} would change the index digest")
         return [forced]
     out = [t for t in (source_type, MediaType.OCI_INDEX, MediaType.DOCKER_MANIFEST_LIST)
            if caps.accepts(t) and (t == source_type or can_modify)]
+    if not out and not can_modify:
+        raise PreserveDigestsError(f"the destination does not accept {source_type}, and "
+                                   "converting would change the index digest")
     if not out:
         raise ConversionError(f"the destination does not accept {source_type} or any "
                               "index format it could be converted to")

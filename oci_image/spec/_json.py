@@ -4,6 +4,7 @@ hashable read-only mapping for annotation-like fields."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
@@ -68,12 +69,19 @@ def load_object(raw: bytes | str, what: str, limit: int | None = DEFAULT_SIZE_LI
     if limit is not None and len(raw) > limit:
         raise ContentTooLargeError(f"{what} is {len(raw)} bytes, over the limit of {limit}")
     try:
-        value = json.loads(raw)
+        # JSON documents are UTF-8 (no BOM, no UTF-16/32 guessing as json.loads does for
+        # bytes); NaN and Infinity are not JSON.
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        value = json.loads(text, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as exc:
         raise SpecError(f"{what} is not valid JSON: {exc}") from exc
     if not isinstance(value, dict):
         raise SpecError(f"{what} must be a JSON object, not {_kind(value)}")
     return value
+
+
+def _reject_constant(name: str) -> object:
+    raise ValueError(f"{name} is not valid JSON")
 
 
 def _kind(value: object) -> str:
@@ -193,6 +201,7 @@ class Fields:
                 for i, item in enumerate(self.array(key, required=required))]
 
 
+_SURROGATE_RE: Final = re.compile("[\ud800-\udfff]")
 _GO_ESCAPES: Final = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026",
                       "\u2028": "\\u2028", "\u2029": "\\u2029"}
 
@@ -211,7 +220,11 @@ def dumps(value: object, *, indent: int | None = None) -> bytes:
         text = json.dumps(value, ensure_ascii=False, indent=indent, allow_nan=False)
     if any(c in text for c in _GO_ESCAPES):
         text = "".join(_GO_ESCAPES.get(c, c) for c in text)
-    return text.encode("utf-8")
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        # a lone surrogate from a "\ud800" escape: Go decodes it as U+FFFD
+        return _SURROGATE_RE.sub("\ufffd", text).encode("utf-8")
 
 
 def go_compact(text: str) -> str:

@@ -205,9 +205,7 @@ class ImageConfig:
             out["os.features"] = list(self.os_features)
         if self.variant:
             out["variant"] = self.variant
-        container = self.config.to_json()
-        if container:
-            out["config"] = container
+        out["config"] = self.config.to_json()  # Go writes the struct even when empty
         out["rootfs"] = self.rootfs.to_json()
         if self.history:
             out["history"] = [h.to_json() for h in self.history]

@@ -31,9 +31,9 @@ __all__ = [
 #: algorithm name -> length of its lowercase hex encoding
 SUPPORTED_ALGORITHMS: Final = {"sha256": 64, "sha512": 128}
 
-_ALGORITHM_RE = re.compile(r"^[a-z0-9]+(?:[+._-][a-z0-9]+)*$")
-_ENCODED_RE = re.compile(r"^[a-zA-Z0-9=_-]+$")
-_HEX_RE = re.compile(r"^[a-f0-9]+$")
+_ALGORITHM_RE = re.compile(r"^[a-z0-9]+(?:[+._-][a-z0-9]+)*\Z")
+_ENCODED_RE = re.compile(r"^[a-zA-Z0-9=_-]+\Z")
+_HEX_RE = re.compile(r"^[a-f0-9]+\Z")
 
 
 class Readable(Protocol):

@@ -19,7 +19,15 @@ from typing import Any, Final, TypeAlias
 import attrs
 
 from ..errors import SpecError, UnsupportedMediaTypeError
-from ._json import DEFAULT_SIZE_LIMIT, Fields, FrozenDict, dumps, load_object, to_frozen
+from ._json import (
+    DEFAULT_SIZE_LIMIT,
+    Fields,
+    FrozenDict,
+    _reject_constant,
+    dumps,
+    load_object,
+    to_frozen,
+)
 from .descriptor import Descriptor
 from .digest import Digest
 from .mediatype import MediaType, is_docker_schema1, is_index, is_manifest
@@ -56,9 +64,10 @@ def _check_schema_version(f: Fields, expected: int) -> None:
 def _check_unambiguous(f: Fields, media_type: str, allowed: set[str]) -> None:
     """Refuse documents that could be read as another format (containers/image's
     ``validateUnambiguousManifestFormat``): an index with ``layers``, a manifest with
-    ``manifests``, and so on."""
+    ``manifests``, and so on. Keys compare case-insensitively, as Go's decoder does."""
+    present = {k.lower() for k in f.obj}
     for key in ("config", "layers", "manifests", "fsLayers", "history"):
-        if key not in allowed and key in f.obj:
+        if key not in allowed and key.lower() in present:
             raise SpecError(f"{media_type} document has an unexpected {key!r} field; "
                             "refusing an ambiguous manifest")
 
@@ -271,8 +280,8 @@ class Schema1Manifest:
 
 def _v1_compat(text: str, index: int) -> dict[str, Any]:
     try:
-        value = json.loads(text)
-    except ValueError as exc:
+        value = json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
         raise SpecError(f"schema1 history entry {index} is not valid JSON") from exc
     if not isinstance(value, dict):
         raise SpecError(f"schema1 history entry {index} is not a JSON object")
@@ -388,9 +397,11 @@ def parse_manifest(raw: bytes, media_type: str | None = None, *,
 def manifest_digest(raw: bytes, algorithm: str = "sha256") -> Digest:
     """The digest of a manifest as stored or received: of the raw bytes, except for
     signed schema1 manifests, whose digest covers the JWS payload."""
+    if b'"signatures"' not in raw:
+        return Digest.from_bytes(raw, algorithm)
     try:
         obj = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         return Digest.from_bytes(raw, algorithm)
     if isinstance(obj, dict) and obj.get("schemaVersion") == 1 and obj.get("signatures"):
         return Digest.from_bytes(_schema1_payload(raw, obj["signatures"]), algorithm)

@@ -27,16 +27,16 @@ _DOMAIN_NAME = rf"{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*"
 _IPV6 = r"\[(?:[a-fA-F0-9:]+)\]"
 _HOST = rf"(?:{_DOMAIN_NAME}|{_IPV6})"
 _DOMAIN = rf"{_HOST}(?::[0-9]+)?"
-_TAG = r"[\w][\w.-]{0,127}"
+_TAG = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"
 _DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
 _REMOTE = rf"{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*"
 _NAME = rf"(?:{_DOMAIN}/)?{_REMOTE}"
 
-_REFERENCE_RE: Final = re.compile(rf"^({_NAME})(?::({_TAG}))?(?:@({_DIGEST}))?$")
-_TAG_RE: Final = re.compile(rf"^{_TAG}$")
-_DOMAIN_RE: Final = re.compile(rf"^{_DOMAIN}$")
-_REMOTE_RE: Final = re.compile(rf"^{_REMOTE}$")
-_IDENTIFIER_RE: Final = re.compile(r"^[a-f0-9]{64}$")
+_REFERENCE_RE: Final = re.compile(rf"^({_NAME})(?::({_TAG}))?(?:@({_DIGEST}))?\Z")
+_TAG_RE: Final = re.compile(rf"^{_TAG}\Z")
+_DOMAIN_RE: Final = re.compile(rf"^{_DOMAIN}\Z")
+_REMOTE_RE: Final = re.compile(rf"^{_REMOTE}\Z")
+_IDENTIFIER_RE: Final = re.compile(r"^[a-f0-9]{64}\Z")
 
 
 @attrs.frozen

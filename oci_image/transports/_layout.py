@@ -72,7 +72,7 @@ REF_NAME: Final = "org.opencontainers.image.ref.name"
 _SEPARATOR = r"(?:[-._:@+]|--)"
 _ALNUM = r"[A-Za-z0-9]+"
 _COMPONENT = rf"{_ALNUM}(?:{_SEPARATOR}{_ALNUM})*"
-_REF_NAME_RE: Final = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*$")
+_REF_NAME_RE: Final = re.compile(rf"^{_COMPONENT}(?:/{_COMPONENT})*\Z")
 
 
 def parse_layout_reference(rest: str, transport: str) -> tuple[str, int]:

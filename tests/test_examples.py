@@ -1,0 +1,72 @@
+"""The examples in examples/ run, and do what their docstrings say."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from oci_image.copy import CopyOptions, MultiArch
+from oci_image.testing.random import random_image, random_index
+from oci_image.validate import validate_image
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def run(script: str, *args: str) -> str:
+    result = subprocess.run([sys.executable, str(EXAMPLES / script), *args],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_demo(tmp_path: Path) -> None:
+    busybox = Path("/bin/busybox")
+    if not busybox.exists():
+        from tests.peers import require
+
+        require("busybox")
+    out = run("demo.py", str(tmp_path / "out"))
+    assert "config digest the same at every stop: True" in out
+    inspect_start = out.index("{")
+    inspected = json.loads(out[inspect_start:out.index("\n}", inspect_start) + 2])
+    assert inspected["Env"] == ["PATH=/bin", "GREETING=hello"]
+    for ref in (f"oci:{tmp_path}/out/layout:demo", f"docker-archive:{tmp_path}/out/demo.tar",
+                f"dir:{tmp_path}/out/dir", f"oci:{tmp_path}/out/layout:roundtrip"):
+        validate_image(ref)
+
+
+def test_copy_script(tmp_path: Path) -> None:
+    random_index(seed=3).write_to(f"oci:{tmp_path}/src:multi",
+                                  CopyOptions(multi_arch=MultiArch.ALL))
+    out = run("skopeo_copy.py", f"oci:{tmp_path}/src:multi", f"oci:{tmp_path}/dst:m", "--all")
+    assert "copied" in out
+    assert "application/vnd.oci.image.index.v1+json" in out
+    assert validate_image(f"oci:{tmp_path}/dst:m").manifests == 4
+
+
+def test_save_all_tags(tmp_path: Path) -> None:
+    for seed in (1, 2):
+        random_image(seed=seed).write_to(f"oci:{tmp_path}/layout:v{seed}")
+    out = run("save_all_tags.py", str(tmp_path / "layout"), str(tmp_path / "all.tar"),
+              "example.com/app")
+    assert "wrote 2 images" in out
+    from oci_image.transports import parse_image_name
+
+    ref = parse_image_name(f"docker-archive:{tmp_path}/all.tar")
+    assert sorted(ref.list_tags()) == ["example.com/app:v1", "example.com/app:v2"]  # type: ignore[attr-defined]
+    validate_image(f"docker-archive:{tmp_path}/all.tar:example.com/app:v2")
+
+
+@pytest.mark.parametrize(("timeout", "expected"), [("60", "sha256:"), ("0", "cancelled")])
+def test_asyncio_copy(tmp_path: Path, timeout: str, expected: str) -> None:
+    random_image(seed=5, layers=4, files_per_layer=300, max_file_size=32 << 10).write_to(
+        f"oci:{tmp_path}/src:x")
+    out = run("asyncio_copy.py", f"oci:{tmp_path}/src:x", f"oci:{tmp_path}/dst:x", timeout)
+    assert out.startswith(expected) or (expected == "cancelled" and
+                                        out.startswith("finished just in time"))
+    if expected == "cancelled" and out.startswith("cancelled"):
+        assert not (tmp_path / "dst").exists()
