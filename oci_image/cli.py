@@ -47,15 +47,7 @@ def _parser() -> argparse.ArgumentParser:
         "Copy, inspect and manage OCI and Docker images without a daemon "
         "(skopeo-compatible)."))
     p.add_argument("--version", action="version", version=f"oci-image {__version__}")
-    p.add_argument("--debug", action="store_true", help="debug logging and tracebacks")
-    p.add_argument("--override-os", metavar="OS", help="use OS instead of the host's")
-    p.add_argument("--override-arch", metavar="ARCH",
-                   help="use ARCH instead of the host's architecture")
-    p.add_argument("--override-variant", metavar="VARIANT",
-                   help="use VARIANT instead of the host's architecture variant")
-    p.add_argument("--tmpdir", help="directory for temporary files")
-    p.add_argument("--insecure-policy", action="store_true",
-                   help="accepted for skopeo compatibility (no signature policy yet)")
+    _global_flags(p, suppress=False)
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     c = sub.add_parser("copy", help="copy an image from one location to another")
@@ -109,7 +101,26 @@ def _parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("delete", help="delete an image")
     d.add_argument("image")
+    for command in (c, i, m, lt, d):  # global flags also work after the command, as in skopeo
+        _global_flags(command, suppress=True)
     return p
+
+
+def _global_flags(p: argparse.ArgumentParser, *, suppress: bool) -> None:
+    def default(value: object) -> object:
+        return argparse.SUPPRESS if suppress else value
+
+    p.add_argument("--debug", action="store_true", default=default(False),
+                   help="debug logging and tracebacks")
+    p.add_argument("--override-os", metavar="OS", default=default(None),
+                   help="use OS instead of the host's")
+    p.add_argument("--override-arch", metavar="ARCH", default=default(None),
+                   help="use ARCH instead of the host's architecture")
+    p.add_argument("--override-variant", metavar="VARIANT", default=default(None),
+                   help="use VARIANT instead of the host's architecture variant")
+    p.add_argument("--tmpdir", default=default(None), help="directory for temporary files")
+    p.add_argument("--insecure-policy", action="store_true", default=default(False),
+                   help="accepted for skopeo compatibility (no signature policy yet)")
 
 
 def _platform(args: argparse.Namespace) -> Platform | None:
