@@ -92,6 +92,15 @@ def build_image(base: Path, size_mb: int, seed: int) -> tuple[str, int, int]:
     return f"oci:{layout}:bench", compressed, uncompressed
 
 
+def build_image_in_child(base: Path, size_mb: int, seed: int) -> tuple[str, int, int]:
+    """Build in a child process, so that the memory it takes is not inherited by the
+    processes this one forks to measure (their peak RSS would include it)."""
+    out = subprocess.run([sys.executable, __file__, "--build-only", str(base), str(size_mb),
+                          str(seed)], capture_output=True, text=True, check=True)
+    src, compressed, uncompressed = json.loads(out.stdout)
+    return src, compressed, uncompressed
+
+
 def skopeo_argv(args: list[str], home: Path) -> list[str]:
     policy = home / "policy.json"
     policy.write_text(json.dumps({"default": [{"type": "insecureAcceptAnything"}]}))
@@ -150,14 +159,20 @@ def main() -> None:
     parser.add_argument("--scale", type=int, default=2,
                         help="also measure RSS on an image this many times bigger (0: skip)")
     parser.add_argument("--workdir", default="/dev/shm" if Path("/dev/shm").is_dir() else None)
+    parser.add_argument("--build-only", nargs=3, metavar=("DIR", "SIZE_MB", "SEED"),
+                        help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.build_only:
+        base, size, seed = args.build_only
+        print(json.dumps(build_image(Path(base), int(size), int(seed))))
+        return
     if shutil.which("skopeo") is None:
         raise SystemExit("skopeo is not installed (make peers)")
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     work = Path(tempfile.mkdtemp(prefix="oci-bench-", dir=args.workdir))
     try:
         t0 = time.perf_counter()
-        src, compressed, uncompressed = build_image(work, args.size_mb, seed=1)
+        src, compressed, uncompressed = build_image_in_child(work, args.size_mb, seed=1)
         print(f"image: 5 layers, {compressed / 2**20:.0f} MiB compressed, "
               f"{uncompressed / 2**20:.0f} MiB uncompressed (built in "
               f"{time.perf_counter() - t0:.0f} s) on {args.workdir or 'the default tmp dir'}")
@@ -179,7 +194,7 @@ def main() -> None:
         if args.scale > 1:
             big = work / "big"
             big.mkdir()
-            big_src, big_c, _ = build_image(big, args.size_mb * args.scale, seed=2)
+            big_src, big_c, _ = build_image_in_child(big, args.size_mb * args.scale, seed=2)
             row = run_case("oci -> oci (scaled)", big_src,
                            {"ours": "oci:{out}:x", "skopeo": "oci:{out}:x"}, [], 1, work, env)
             print(f"\npeak RSS, {big_c / 2**20:.0f} MiB image: ours "

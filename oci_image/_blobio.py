@@ -40,6 +40,7 @@ __all__ = [
     "CHUNK",
     "CompressingReader",
     "DecompressingReader",
+    "DecompressingSink",
     "FileSection",
     "PeekReader",
     "atomic_write_bytes",
@@ -128,68 +129,254 @@ class _ChunkedReader:
             close()
 
 
-class IncrementalDecompressor:
-    """Feed compressed chunks, get uncompressed bytes; :meth:`finish` checks that the
-    stream ended cleanly. gzip and zstd may consist of several concatenated members."""
+class _ZstdFrames:
+    """Follows the zstd frame structure (frame and block headers only, skipping block
+    contents) to tell whether a stream ended exactly at the end of a frame -- the
+    zstandard readers and writers accept a truncated stream silently."""
+
+    _MAGIC = 0xFD2FB528
+    _FCS_SIZES = ((0, 1), (2, 2), (4, 4), (8, 8))  # [fcs flag] -> (multi, single segment)
+    _DID_SIZES = (0, 1, 2, 4)
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._need = 4
+        self._state = "magic"
+        self._skip = 0
+        self._checksum = False
+        self.frames = 0
+
+    def feed(self, data: bytes) -> None:
+        pos, n = 0, len(data)
+        while pos < n:
+            if self._skip:
+                take = min(self._skip, n - pos)
+                self._skip -= take
+                pos += take
+                continue
+            take = min(self._need - len(self._buf), n - pos)
+            self._buf += data[pos:pos + take]
+            pos += take
+            if len(self._buf) == self._need:
+                header = bytes(self._buf)
+                self._buf.clear()
+                self._advance(header)
+
+    def _advance(self, header: bytes) -> None:
+        value = int.from_bytes(header, "little")
+        if self._state == "magic":
+            if value == self._MAGIC:
+                self._state, self._need = "descriptor", 1
+            elif value & 0xFFFFFFF0 == 0x184D2A50:
+                self._state, self._need = "skippable", 4
+            else:
+                raise TransportError("invalid zstd data: bad frame magic")
+        elif self._state == "skippable":
+            self._skip = value
+            self._state, self._need = "magic", 4
+        elif self._state == "descriptor":
+            single = (value >> 5) & 1
+            self._checksum = bool((value >> 2) & 1)
+            self._skip = (0 if single else 1) + self._DID_SIZES[value & 3] + \
+                self._FCS_SIZES[value >> 6][single]
+            self._state, self._need = "block", 3
+        elif self._state == "block":
+            block_type = (value >> 1) & 3
+            if block_type == 3:
+                raise TransportError("invalid zstd data: reserved block type")
+            self._skip = 1 if block_type == 1 else value >> 3
+            if value & 1:  # last block of the frame
+                if self._checksum:
+                    self._state, self._need = "checksum", 4
+                else:
+                    self._end_frame()
+        else:  # checksum
+            self._end_frame()
+
+    def _end_frame(self) -> None:
+        self.frames += 1
+        self._state, self._need = "magic", 4
+
+    @property
+    def complete(self) -> bool:
+        return (self._state == "magic" and not self._buf and not self._skip
+                and self.frames > 0)
+
+
+class _Inflater:
+    """gzip / bzip2 / xz decompression with bounded output per call (``max_length``),
+    following concatenated members. Input goes in with :meth:`push`; output comes out
+    of :meth:`pull` in pieces of at most ``limit`` bytes."""
 
     def __init__(self, kind: str) -> None:
-        if kind not in ("gzip", "zstd", "bzip2", "xz"):
-            raise ValueError(f"unknown compression {kind!r}")
         self.kind = kind
         self._d = self._new()
+        self._input = b""
         self._fed = False
 
     def _new(self) -> Any:
         if self.kind == "gzip":
             return _zlib.decompressobj(zlib.MAX_WBITS | 16)
-        if self.kind == "zstd":
-            return zstandard.ZstdDecompressor().decompressobj()
         if self.kind == "bzip2":
             return bz2.BZ2Decompressor()
         return lzma.LZMADecompressor()
 
-    def feed(self, data: bytes) -> bytes:
-        if not data:
-            return b""
-        try:
-            if self._d.eof:
-                return self._restart(data)
-            out: bytes = self._d.decompress(data)
+    def push(self, data: bytes) -> None:
+        if data:
             self._fed = True
-            if self._d.eof and self._d.unused_data:
-                out += self._restart(self._d.unused_data)
-            return out
+            self._input = self._input + data if self._input else data
+
+    def pull(self, limit: int) -> bytes:
+        """Up to ``limit`` bytes of output; ``b""`` when more input is needed."""
+        try:
+            while True:
+                if self._d.eof:
+                    rest = self._d.unused_data + self._input
+                    self._input = b""
+                    if not rest or rest.strip(b"\x00") == b"":
+                        return b""  # nothing more, or zero padding after the last member
+                    self._d = self._new()
+                    self._input = rest
+                if self.kind == "gzip":
+                    if not self._input and not self._d.unconsumed_tail:
+                        return b""
+                    data = self._input or self._d.unconsumed_tail
+                    self._input = b""
+                    out: bytes = self._d.decompress(data, limit)
+                    if self._d.unconsumed_tail and not out and not self._d.eof:
+                        continue
+                else:
+                    if not self._input and self._d.needs_input:
+                        return b""
+                    data, self._input = self._input, b""
+                    out = self._d.decompress(data, limit)
+                if out:
+                    return out
+                if self._d.eof:
+                    continue
+                if self.kind == "gzip" and not self._d.unconsumed_tail:
+                    return b""
         except _DECOMPRESS_ERRORS as exc:
             raise TransportError(f"invalid {self.kind} data: {exc}") from exc
 
-    def _restart(self, rest: bytes) -> bytes:
-        if self.kind not in ("gzip", "zstd") or rest.strip(b"\x00") == b"":
-            return b""  # trailing zero padding (or garbage the digest still covers)
-        self._d = self._new()
-        return self.feed(rest)
-
-    def finish(self) -> bytes:
+    def finish(self) -> None:
         if not self._fed:
             raise TransportError(f"empty {self.kind} stream")
-        out = b""
-        if self.kind == "gzip":
-            out = self._d.flush()
         if not self._d.eof:
             raise TransportError(f"{self.kind} stream is truncated")
-        return out
 
 
-class _DecompressingReader(_ChunkedReader):
+class DecompressingSink:
+    """Push-mode decompression: :meth:`write` compressed bytes, the uncompressed bytes go
+    to ``on_output`` in pieces of at most ``CHUNK`` bytes as they are produced (so a
+    decompression bomb cannot fill memory); :meth:`close` raises :class:`TransportError`
+    unless the stream ended cleanly."""
+
+    def __init__(self, kind: str, on_output: Callable[[bytes], None]) -> None:
+        if kind not in ("gzip", "zstd", "bzip2", "xz"):
+            raise ValueError(f"unknown compression {kind!r}")
+        self.kind = kind
+        self._on_output = on_output
+        self._frames: _ZstdFrames | None = None
+        self._inflater: _Inflater | None = None
+        if kind == "zstd":
+            self._frames = _ZstdFrames()
+            self._writer = zstandard.ZstdDecompressor().stream_writer(
+                cast(IO[bytes], _CallbackWriter(on_output)), write_size=CHUNK, closefd=False)
+        else:
+            self._inflater = _Inflater(kind)
+
+    def write(self, data: bytes) -> None:
+        if self._frames is not None:
+            self._frames.feed(data)
+            try:
+                self._writer.write(data)
+            except zstandard.ZstdError as exc:
+                raise TransportError(f"invalid zstd data: {exc}") from exc
+            return
+        assert self._inflater is not None
+        self._inflater.push(data)
+        while out := self._inflater.pull(CHUNK):
+            self._on_output(out)
+
+    def close(self) -> None:
+        if self._frames is not None:
+            if not self._frames.complete:
+                raise TransportError("zstd stream is truncated")
+            return
+        assert self._inflater is not None
+        self._inflater.finish()
+
+
+class _CallbackWriter:
+    def __init__(self, on_output: Callable[[bytes], None]) -> None:
+        self._on_output = on_output
+
+    def write(self, data: bytes) -> int:
+        self._on_output(bytes(data))
+        return len(data)
+
+
+class _TrackingReader:
+    def __init__(self, stream: Readable, frames: _ZstdFrames) -> None:
+        self._stream = stream
+        self._frames = frames
+
+    def read(self, n: int = -1, /) -> bytes:
+        data = self._stream.read(n)
+        self._frames.feed(data)
+        return data
+
+
+class _DecompressingReader:
+    """Pull-mode decompression with reads bounded by what the caller asks for."""
+
     def __init__(self, stream: Readable, kind: str) -> None:
-        super().__init__(stream)
-        self._inc = IncrementalDecompressor(kind)
+        if kind not in ("gzip", "zstd", "bzip2", "xz"):
+            raise ValueError(f"unknown compression {kind!r}")
+        self._stream = stream
+        self.kind = kind
+        self._done = False
+        self._frames: _ZstdFrames | None = None
+        self._inflater: _Inflater | None = None
+        if kind == "zstd":
+            self._frames = _ZstdFrames()
+            self._zstd = zstandard.ZstdDecompressor().stream_reader(
+                cast(IO[bytes], _TrackingReader(stream, self._frames)), read_size=CHUNK,
+                read_across_frames=True, closefd=False)
+        else:
+            self._inflater = _Inflater(kind)
 
-    def _fill(self) -> bytes:
-        data = self._stream.read(CHUNK)
-        if not data:
-            self._eof = True
-            return self._inc.finish()
-        return self._inc.feed(data)
+    def read(self, n: int = -1, /) -> bytes:
+        if self._done:
+            return b""
+        want = n if n is not None and n > 0 else CHUNK
+        if self._frames is not None:
+            try:
+                out: bytes = self._zstd.read(want)
+            except zstandard.ZstdError as exc:
+                raise TransportError(f"invalid zstd data: {exc}") from exc
+            if not out:
+                self._done = True
+                if not self._frames.complete:
+                    raise TransportError("zstd stream is truncated")
+            return out
+        assert self._inflater is not None
+        while True:
+            out = self._inflater.pull(want)
+            if out:
+                return out
+            data = self._stream.read(CHUNK)
+            if not data:
+                self._done = True
+                self._inflater.finish()
+                return b""
+            self._inflater.push(data)
+
+    def close(self) -> None:
+        close = getattr(self._stream, "close", None)
+        if close is not None:
+            close()
 
 
 def DecompressingReader(stream: Readable, compression: str) -> Readable:

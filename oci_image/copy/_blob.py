@@ -32,7 +32,7 @@ from .._blobio import (
     CancellableReader,
     CompressingReader,
     DecompressingReader,
-    IncrementalDecompressor,
+    DecompressingSink,
     PeekReader,
     detect_compression,
 )
@@ -126,17 +126,17 @@ class _UncompressedTap:
 
     def __init__(self, stream: Readable, kind: str) -> None:
         self._stream = stream
-        self._inc = IncrementalDecompressor(kind)
         self._hasher = DigestHasher()
+        self._sink = DecompressingSink(kind, self._hasher.update)
 
     def read(self, n: int = -1, /) -> bytes:
         data = self._stream.read(n)
         if data:
-            self._hasher.update(self._inc.feed(data))
+            self._sink.write(data)
         return data
 
     def finish(self) -> Digest:
-        self._hasher.update(self._inc.finish())
+        self._sink.close()
         return self._hasher.digest()
 
 
