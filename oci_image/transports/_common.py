@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
@@ -29,9 +31,13 @@ __all__ = [
     "read_limited",
     "split_path",
     "stage_blob",
+    "sweep_stale_temps",
 ]
 
 log = logging.getLogger("oci_image.transports")
+
+#: name prefix of staged blob files (hidden; never at a blob path)
+TEMP_PREFIX = ".put-blob-"
 
 
 def split_path(reference: str, transport: str) -> tuple[str, str]:
@@ -62,24 +68,59 @@ class StagedBlob:
     size: int
 
 
+@contextlib.contextmanager
 def stage_blob(directory: str | os.PathLike[str], stream: Readable, info: BlobInfo, *,
-               sync: bool = True) -> StagedBlob:
-    """Copy ``stream`` into a temporary file in ``directory``, verifying it; on any error
-    the temporary file is removed and the error propagates."""
+               sync: bool = True) -> Iterator[StagedBlob]:
+    """Copy ``stream`` into a temporary file in ``directory``, verifying it, and yield it
+    for the caller to rename into place. On any error -- or if the caller does not rename
+    it -- the temporary file is removed.
+
+    The file is ``flock``-ed while it exists, so that :func:`sweep_stale_temps` can tell
+    the leftovers of a killed process from a copy in progress."""
     reader = ensure_verifying(stream, info)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".put-blob-", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=TEMP_PREFIX, suffix=".tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        with os.fdopen(os.dup(fd), "wb") as f:
             _copy_to_eof(reader, f)
             f.flush()
             if sync:
                 os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-    except BaseException:
+        os.fchmod(fd, 0o644)
+        yield StagedBlob(Path(tmp), reader.actual_digest, reader.bytes_read)
+    finally:
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return StagedBlob(Path(tmp), reader.actual_digest, reader.bytes_read)
+            os.unlink(tmp)  # a no-op once the caller renamed it
+        os.close(fd)
+
+
+def sweep_stale_temps(directory: str | os.PathLike[str]) -> int:
+    """Remove blob temp files left in ``directory`` by killed processes (those whose
+    ``flock`` nobody holds); return how many were removed."""
+    removed = 0
+    try:
+        names = [n for n in os.listdir(directory) if n.startswith(TEMP_PREFIX)]
+    except FileNotFoundError:
+        return 0
+    for name in names:
+        path = os.path.join(directory, name)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            continue  # a live writer holds it
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+                removed += 1
+        finally:
+            os.close(fd)
+    if removed:
+        log.info("removed %d stale temporary blob(s) from %s", removed, directory)
+    return removed
 
 
 def _copy_to_eof(reader: VerifiedStream, f: IO[bytes]) -> None:

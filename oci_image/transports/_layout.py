@@ -50,7 +50,7 @@ from ..spec import (
     parse_manifest,
 )
 from ..spec._json import dumps, load_object
-from ._common import read_limited, read_verified, stage_blob
+from ._common import read_limited, read_verified, stage_blob, sweep_stale_temps
 
 __all__ = [
     "LAYOUT_FILE",
@@ -314,6 +314,7 @@ class LayoutWriter:
         self._created_root = not layout.root.exists()
         layout.root.mkdir(parents=True, exist_ok=True)
         layout.blobs.mkdir(parents=True, exist_ok=True)
+        sweep_stale_temps(layout.root)  # what a killed writer left behind
         self._new_blobs: dict[Path, tuple[int, int]] = {}
         self._used: set[Digest] = set()
         self._top: Descriptor | None = None
@@ -332,16 +333,11 @@ class LayoutWriter:
         return Descriptor(info.media_type, info.digest, st.st_size)
 
     def put_blob(self, stream: Any, info: BlobInfo) -> Descriptor:
-        staged = stage_blob(self.layout.root, stream, info, sync=self._sync)
-        final = self.layout.blob_path(staged.digest)
-        try:
+        with stage_blob(self.layout.root, stream, info, sync=self._sync) as staged:
+            final = self.layout.blob_path(staged.digest)
             final.parent.mkdir(parents=True, exist_ok=True)
             existed = final.exists()
             os.replace(staged.path, final)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                staged.path.unlink()
-            raise
         if not existed:
             st = final.stat()
             self._new_blobs[final] = (st.st_dev, st.st_ino)
@@ -368,6 +364,7 @@ class LayoutWriter:
                     raise BlobNotFoundError(
                         f"{self.layout.root}: blob {digest} disappeared before commit "
                         "(removed by a concurrent writer?); nothing was committed")
+            _remove_stale_index_temps(self.layout.root)
             index_obj: dict[str, Any] = {"schemaVersion": 2, "mediaType": MediaType.OCI_INDEX,
                                          "manifests": []}
             if self.layout.has_index():
@@ -406,6 +403,15 @@ class LayoutWriter:
                 path.unlink()
             if self._created_root and not self.layout.has_index():
                 _remove_empty_layout(self.layout.root)
+
+
+def _remove_stale_index_temps(root: Path) -> None:
+    """Temp files of index.json are only written under the layout lock, which the caller
+    holds: any left over belongs to a dead process."""
+    for name in os.listdir(root):
+        if name.startswith((f".{INDEX_FILE}.", f".{LAYOUT_FILE}.")) and name.endswith(".tmp"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(root / name)
 
 
 def _remove_empty_layout(root: Path) -> None:

@@ -84,9 +84,9 @@ class DirDestination:
         return self._blobs.get(blob_name(info.digest))
 
     def put_blob(self, stream: Readable, info: BlobInfo) -> Descriptor:
-        staged = stage_blob(self._staging, stream, info)
-        name = blob_name(staged.digest)
-        os.replace(staged.path, self._staging / name)
+        with stage_blob(self._staging, stream, info) as staged:
+            name = blob_name(staged.digest)
+            os.replace(staged.path, self._staging / name)
         if staged.digest.algorithm != "sha256":
             self._version = VERSION_1_2
         desc = Descriptor(info.media_type, staged.digest, staged.size)

@@ -65,9 +65,9 @@ class DockerArchiveWriter:
         return path.stat().st_size if path is not None else None
 
     def put_blob(self, stream: Readable, info: BlobInfo) -> Descriptor:
-        staged = stage_blob(self._staging, stream, info, sync=False)
-        final = self._staging / f"{staged.digest.algorithm}-{staged.digest.hex}"
-        os.replace(staged.path, final)
+        with stage_blob(self._staging, stream, info, sync=False) as staged:
+            final = self._staging / f"{staged.digest.algorithm}-{staged.digest.hex}"
+            os.replace(staged.path, final)
         with self._lock:
             self._blobs[staged.digest] = final
         return Descriptor(info.media_type, staged.digest, staged.size)
