@@ -168,7 +168,8 @@ def _spool(fd: int, tmp_dir: str | None) -> tuple[int, Path]:
 
 def _scan(fd: int, where: str) -> dict[str, _Member]:
     members: dict[str, _Member] = {}
-    with os.fdopen(os.dup(fd), "rb") as f:
+    with os.fdopen(os.dup(fd), "rb") as f:  # a dup shares the offset: rewind it
+        f.seek(0)
         try:
             with tarfile.open(fileobj=f, mode="r:") as tar:
                 for info in tar:
