@@ -86,9 +86,9 @@ def test_concatenated_members(kind: str) -> None:
 @pytest.mark.parametrize("cut", [1, 10, 100])
 def test_truncation_is_an_error(kind: str, cut: int) -> None:
     blob = compress(kind, PAYLOAD)[:-cut]
-    with pytest.raises(TransportError, match="truncated|invalid"):
+    with pytest.raises(TransportError, match=r"truncated|invalid"):
         read_all(DecompressingReader(io.BytesIO(blob), kind))
-    with pytest.raises(TransportError, match="truncated|invalid"):
+    with pytest.raises(TransportError, match=r"truncated|invalid"):
         sink_all(kind, blob)
 
 
