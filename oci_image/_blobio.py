@@ -22,8 +22,8 @@ from typing import IO, Any, Final, cast
 
 import zstandard
 
-from .errors import CopyCancelledError, TransportError
-from .spec import Compression, Readable
+from .errors import ContentTooLargeError, CopyCancelledError, TransportError
+from .spec import DEFAULT_SIZE_LIMIT, Compression, Descriptor, Readable, VerifyingReader
 
 try:  # zlib-ng inflates 4-5x faster than zlib: diff_id checks and decompression use it
     from zlib_ng import zlib_ng as _zlib
@@ -46,6 +46,8 @@ __all__ = [
     "atomic_write_bytes",
     "detect_compression",
     "open_decompressed",
+    "read_limited",
+    "read_verified",
 ]
 
 CHUNK: Final = 1 << 20
@@ -543,3 +545,27 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, mode: int = 0o
                        sync: bool = True) -> None:
     with atomic_file(path, mode, sync) as f:
         f.write(data)
+
+
+def read_limited(stream: Readable, what: str, limit: int = DEFAULT_SIZE_LIMIT) -> bytes:
+    """Read a whole small document, refusing one over ``limit`` bytes."""
+    parts: list[bytes] = []
+    total = 0
+    while chunk := stream.read(min(CHUNK, limit + 1 - total)):
+        parts.append(chunk)
+        total += len(chunk)
+        if total > limit:
+            raise ContentTooLargeError(f"{what} is over the limit of {limit} bytes")
+    return b"".join(parts)
+
+
+def read_verified(stream: Readable, desc: Descriptor, what: str,
+                  limit: int = DEFAULT_SIZE_LIMIT) -> bytes:
+    """Read a small blob whole, checking its size limit, size and digest."""
+    if desc.size > limit:
+        raise ContentTooLargeError(
+            f"{what} {desc.digest} is {desc.size} bytes, over the limit of {limit}")
+    reader = VerifyingReader(stream, desc.digest, desc.size, name=f"{what} {desc.digest}")
+    data = read_limited(reader, what, limit)
+    reader.read_all_and_verify()
+    return data

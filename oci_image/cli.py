@@ -27,6 +27,7 @@ from . import __version__
 from .errors import InvalidReferenceError, OCIError
 from .interfaces import OpenOptions, SupportsDelete, SupportsListTags
 from .spec import Compression, Platform, Reference, host_platform, manifest_digest
+from .spec._json import dumps
 
 __all__ = ["main"]
 
@@ -278,13 +279,13 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
             if args.raw and not args.config:
                 sys.stdout.buffer.write(img.top_raw)
                 return 0
-            raw = img.config_raw()
-            if raw is None:
-                raise OCIError(f"{args.image}: the image has no config blob")
-            if args.raw:
-                sys.stdout.buffer.write(raw)
-            else:
-                print(json.dumps(json.loads(raw), indent=4))
+            if args.raw:  # the config blob as stored (nothing for schema1, as skopeo)
+                sys.stdout.buffer.write(img.config_raw() or b"")
+                return 0
+            converted = img.oci_config_json()
+            if converted is None:
+                raise OCIError(f"{args.image}: the image has no config")
+            print(dumps(json.loads(converted), indent=4).decode())
             return 0
     print(json.dumps(inspect_image(ref, options, platform=_platform(args)), indent=4))
     return 0

@@ -11,7 +11,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-from .copy._convert import choose_instance, go_time
+from ._blobio import read_verified
 from .errors import DigestMismatchError, SpecError
 from .interfaces import ImageReference, ImageSource, OpenOptions
 from .spec import (
@@ -24,12 +24,15 @@ from .spec import (
     MediaType,
     Platform,
     Schema1Manifest,
+    choose_instance,
     host_platform,
     manifest_digest,
+    normalize_oci_config,
     parse_manifest,
+    schema1_config,
 )
+from .spec._json import go_time
 from .transports import parse_image_name
-from .transports._common import read_verified
 
 __all__ = ["Image", "inspect_image", "open_image"]
 
@@ -93,12 +96,28 @@ class Image:
         return ImageConfig.from_json(raw)
 
     def layers(self) -> tuple[Descriptor, ...]:
+        """Layer descriptors, base first (for schema1: every fsLayer, empty ones included,
+        with unknown sizes shown as 0, as skopeo lists them)."""
         if isinstance(self.manifest, ImageManifest):
             return self.manifest.layers
         if isinstance(self.manifest, Schema1Manifest):
             return tuple(Descriptor(MediaType.DOCKER_LAYER_GZIP, d, 0)
-                         for d, throwaway in self.manifest.layer_entries() if not throwaway)
+                         for d, _ in self.manifest.layer_entries())
         return ()
+
+    def oci_config_json(self) -> bytes | None:
+        """The config as an OCI image config (what ``skopeo inspect --config`` shows):
+        Docker configs and schema1 history converted, unknown fields dropped."""
+        if isinstance(self.manifest, Schema1Manifest):
+            # diff_ids are unknown without reading the layers: empty, as containers/image
+            # leaves them (one per non-empty layer)
+            unknown = ["" for _, empty in self.manifest.layer_entries() if not empty]
+            return normalize_oci_config(schema1_config(self.manifest, unknown))
+        raw = self.config_raw()
+        if raw is None or not isinstance(self.manifest, ImageManifest) or \
+                self.manifest.config.media_type not in _IMAGE_CONFIGS:
+            return raw
+        return normalize_oci_config(raw)
 
     def inspect(self, *, name: str | None = None, repo_tags: list[str] | None = None
                 ) -> dict[str, Any]:
@@ -107,7 +126,8 @@ class Image:
         out: dict[str, Any] = {}
         if name:
             out["Name"] = name
-        out["Digest"] = str(self.digest)
+        # the digest one pulls by: the index's, when the image was chosen from one
+        out["Digest"] = str(manifest_digest(self.top_raw))
         out["RepoTags"] = repo_tags or []
         container = config.config if config else None
         out["Created"] = go_time(config.created) if config and config.created else None
@@ -130,8 +150,6 @@ def _layer_data(desc: Descriptor) -> dict[str, Any]:
 
 
 def _schema1_config(s1: Schema1Manifest) -> ImageConfig | None:
-    from .copy._convert import schema1_config
-
     try:
         return ImageConfig.from_json(schema1_config(s1, []))
     except SpecError:

@@ -11,7 +11,7 @@ import contextlib
 
 import attrs
 
-from ._blobio import CHUNK, DecompressingReader, PeekReader, detect_compression
+from ._blobio import CHUNK, DecompressingReader, PeekReader, detect_compression, read_verified
 from .errors import DiffIDMismatchError, DigestMismatchError, SpecError
 from .interfaces import ImageReference, ImageSource, OpenOptions
 from .spec import (
@@ -29,7 +29,6 @@ from .spec import (
     parse_manifest,
 )
 from .transports import parse_image_name
-from .transports._common import read_verified
 
 __all__ = ["ValidationReport", "validate_image"]
 

@@ -653,6 +653,16 @@ def _zstd_corrupt(base: Path) -> Built:
     return Built(ref, (bad.layer_digests[0],))
 
 
+@case("oci-zstd-truncated-stream", TransportError, DiffIDMismatchError)
+def _zstd_truncated(base: Path) -> Built:
+    """A zstd layer cut in half (descriptor and digest of the cut bytes)."""
+    image = RawImage.random(132, compression=Compression.ZSTD)
+    blob = image.blobs[image.layer_digests[1]]
+    bad = image.with_layer(1, blob[: len(blob) // 2])
+    _root, ref = _oci(base, bad)
+    return Built(ref, (bad.layer_digests[1],))
+
+
 # oci-archive -----------------------------------------------------------------------------
 
 def _archive(base: Path, image: RawImage, entries: list[Entry], **kwargs: object

@@ -48,7 +48,7 @@ from oci_image.spec import (
 from oci_image.testing.random import random_image, random_index
 from oci_image.transports.docker_archive import DockerArchiveWriter
 from oci_image.validate import validate_image
-from tests.peers import Podman, Skopeo, require, require_root, run_tool
+from tests.peers import Podman, Skopeo, require, run_tool
 
 pytestmark = pytest.mark.peers
 
@@ -244,17 +244,7 @@ def test_manifest_bytes_equal_skopeo(name: str, sources: dict[str, str],
     validate_image(ref)
 
 
-SCHEMA1_CONFIG_BUG = pytest.mark.xfail(strict=True, reason=(
-    "BUG: `inspect --raw --config` of a schema1 image exits 1 ('the image has no config "
-    "blob'); skopeo 1.9 prints nothing and exits 0 (manifestSchema1.ConfigBlob is nil)"))
-SCHEMA1_LAYERS_BUG = pytest.mark.xfail(strict=True, reason=(
-    "BUG: inspect of a schema1 image drops throwaway (empty) layers from Layers; skopeo "
-    "lists every fsLayer (Schema1.LayerInfos includes empty layers)"))
-
-
-@pytest.mark.parametrize("name", [
-    pytest.param(n, marks=SCHEMA1_CONFIG_BUG) if n == "dir-v2s1" else n
-    for n in SOURCE_NAMES])
+@pytest.mark.parametrize("name", SOURCE_NAMES)
 def test_config_bytes_equal_skopeo(name: str, sources: dict[str, str],
                                    skopeo: Skopeo) -> None:
     ref = sources[name]
@@ -266,13 +256,10 @@ def test_config_bytes_equal_skopeo(name: str, sources: dict[str, str],
             assert img.config_raw() == theirs.stdout
 
 
-# Layers last, so that the schema1 xfail below can only be about Layers
 INSPECT_KEYS = ("Digest", "Architecture", "Os", "Env", "Layers")
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param(n, marks=SCHEMA1_LAYERS_BUG) if n == "dir-v2s1" else n
-    for n in SOURCE_NAMES])
+@pytest.mark.parametrize("name", SOURCE_NAMES)
 def test_inspect_agrees_with_skopeo(name: str, sources: dict[str, str],
                                     skopeo: Skopeo) -> None:
     ref = sources[name]
@@ -282,6 +269,16 @@ def test_inspect_agrees_with_skopeo(name: str, sources: dict[str, str],
     for key in INSPECT_KEYS:
         assert mine[key] == theirs[key], key
         assert cli[key] == theirs[key], key
+
+
+@pytest.mark.parametrize("name", SOURCE_NAMES)
+def test_inspect_config_equals_skopeo(name: str, sources: dict[str, str],
+                                      skopeo: Skopeo) -> None:
+    """`inspect --config` shows the config as an OCI config, converted like skopeo does
+    (Docker-only fields dropped, schema1 history converted)."""
+    ref = sources[name]
+    theirs = json.loads(skopeo.run("inspect", "--config", ref).stdout)
+    assert json.loads(ours_ok("inspect", "--config", ref)) == theirs
 
 
 # --- 3. what we write, skopeo copies onward with identical digests ---------------------
@@ -497,10 +494,10 @@ def test_all_preserves_the_index_like_skopeo(skopeo: Skopeo, tmp_path: Path) -> 
             assert names == sorted(os.listdir(tmp_path / "skopeo-dir"))
             assert {f"{d.hex}.manifest.json" for d in result.instances} <= set(names)
         else:
-            with tarfile.open(tmp_path / "ours-oci-archive.tar") as a, \
-                    tarfile.open(tmp_path / "skopeo-oci-archive.tar") as b:
-                blobs = sorted(n for n in a.getnames() if n.startswith("blobs/sha256/"))
-                assert blobs == sorted(n for n in b.getnames()
+            with tarfile.open(tmp_path / "ours-oci-archive.tar") as ours_tar, \
+                    tarfile.open(tmp_path / "skopeo-oci-archive.tar") as sk_tar:
+                blobs = sorted(n for n in ours_tar.getnames() if n.startswith("blobs/sha256/"))
+                assert blobs == sorted(n for n in sk_tar.getnames()
                                        if n.startswith("blobs/sha256/"))
             assert {f"blobs/sha256/{d.hex}" for d in result.instances} <= set(blobs)
         # and each platform's image resolves to the same instance through both copies
@@ -516,10 +513,6 @@ def test_all_preserves_the_index_like_skopeo(skopeo: Skopeo, tmp_path: Path) -> 
             assert picked["Layers"] == [str(d.digest) for d in a.layers()]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "BUG: inspect of an index reports the chosen instance's manifest digest as Digest; "
-    "skopeo inspect reports the digest of the top-level manifest (the index), the digest "
-    "the image is pulled by"))
 @pytest.mark.parametrize("platform", [None, Platform("linux", "arm64", "v8")],
                          ids=["host", "arm64"])
 def test_inspect_of_an_index_agrees_with_skopeo(platform: Platform | None, skopeo: Skopeo,
@@ -532,7 +525,7 @@ def test_inspect_of_an_index_agrees_with_skopeo(platform: Platform | None, skope
     theirs = skopeo.inspect(layout, *flags)
     mine = inspect_image(layout, platform=platform)
     cli = json.loads(ours_ok(*flags, "inspect", layout))
-    for key in ("Architecture", "Os", "Env", "Layers", "Digest"):  # Digest last: the bug
+    for key in ("Architecture", "Os", "Env", "Layers", "Digest"):
         assert mine[key] == theirs[key], key
         assert cli[key] == theirs[key], key
 
@@ -584,8 +577,9 @@ def test_umoci_unpacks_our_layout(tmp_path: Path) -> None:
     history = json.loads(run_tool([umoci, "stat", "--json", "--image",
                                    f"{layout}:busybox"]).stdout)["history"]
     manifest = json.loads(image.manifest)
-    config = json.loads(image.blobs[next(d for d in image.blobs
-                                         if str(d) == manifest["config"]["digest"])])
+    config_blob = image.blobs[Digest.parse(manifest["config"]["digest"])]
+    assert isinstance(config_blob, bytes)
+    config = json.loads(config_blob)
     assert [h["created_by"] for h in history] == ["busybox", "motd"]
     assert [h["layer"]["digest"] for h in history] == \
         [layer["digest"] for layer in manifest["layers"]]
@@ -620,7 +614,6 @@ def podman_images(podman: Podman) -> list[dict[str, Any]]:
 
 
 def test_podman_loads_our_docker_archive(podman: Podman, tmp_path: Path) -> None:
-    require_root("podman load into a private store")
     layout = f"oci:{tmp_path / 'layout'}:t"
     image = random_image(41)
     copy_image(image.reference, layout)
@@ -650,7 +643,6 @@ def test_podman_loads_our_docker_archive(podman: Podman, tmp_path: Path) -> None
 
 
 def test_podman_loads_our_multi_image_archive(podman: Podman, tmp_path: Path) -> None:
-    require_root("podman load into a private store")
     archive = tmp_path / "multi.tar"
     images = {"example.com/first:1": random_image(51), "example.com/second:2":
               random_image(52, compression=Compression.ZSTD)}

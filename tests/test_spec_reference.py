@@ -234,9 +234,22 @@ def test_familiar_round_trip(ref: Reference) -> None:
 
 @given(ocist.reference_strings())
 def test_generated_strings_parse_and_normalise_idempotently(text: str) -> None:
-    ref = Reference.parse(text)
+    try:
+        ref = Reference.parse(text)
+    except InvalidReferenceError:
+        # A path whose first component has a "." reads as a (here invalid) registry name,
+        # as in distribution/reference: the generator can produce such strings.
+        first = text.split("/")[0]
+        if "/" in text and ("." in first or ":" in first):
+            assume(False)
+        raise
     assert Reference.parse(str(ref)) == ref
-    assert Reference.parse(ref.familiar()) == Reference.parse(ref.familiar())
+    first = ref.path.split("/")[0]
+    # "docker.io/foo.bar/baz" shortens to "foo.bar/baz", which reads back as registry
+    # foo.bar: distribution/reference has the same ambiguity, so such names are excluded.
+    looks_like_domain = "." in first or ":" in first or first == "localhost"
+    if not (ref.domain == DEFAULT_DOMAIN and looks_like_domain):
+        assert Reference.parse(ref.familiar()) == ref
     assert ref.domain != "index.docker.io"
     if ref.domain == DEFAULT_DOMAIN:
         assert "/" in ref.path

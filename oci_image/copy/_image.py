@@ -16,6 +16,7 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 
 import attrs
 
+from .._blobio import read_verified
 from ..errors import (
     ConversionError,
     CopyCancelledError,
@@ -36,6 +37,7 @@ from ..interfaces import (
     SupportsSignatures,
 )
 from ..spec import (
+    DEFAULT_SIZE_LIMIT,
     Compression,
     Descriptor,
     Digest,
@@ -44,20 +46,20 @@ from ..spec import (
     ImageManifest,
     MediaType,
     Schema1Manifest,
+    choose_instance,
     host_platform,
     is_layer,
     manifest_digest,
     parse_manifest,
+    schema1_config,
 )
 from ._blob import BlobCopier, BlobJob, BlobResult
 from ._convert import (
-    choose_instance,
     convert_index,
     convert_manifest,
     index_candidates,
     manifest_candidates,
     oci_config_from_docker,
-    schema1_config,
     schema1_manifest,
 )
 from ._options import (
@@ -239,9 +241,6 @@ class ImageCopier:
                                    can_modify=can_modify, zstd_requested=zstd)
 
     def _read_config(self, desc: Descriptor) -> bytes:
-        from ..spec import DEFAULT_SIZE_LIMIT
-        from ..transports._common import read_verified
-
         if desc.data is not None:
             return desc.data
         stream = self.src.get_blob(desc)

@@ -6,7 +6,7 @@ This subpackage is a leaf: it imports only the standard library, ``attrs`` and
 """
 
 from ._json import DEFAULT_SIZE_LIMIT, FrozenDict
-from .config import ContainerConfig, HistoryEntry, ImageConfig, RootFS
+from .config import ContainerConfig, HistoryEntry, ImageConfig, RootFS, normalize_oci_config
 from .descriptor import Descriptor
 from .digest import (
     SUPPORTED_ALGORITHMS,
@@ -21,9 +21,11 @@ from .manifest import (
     ImageIndex,
     ImageManifest,
     Schema1Manifest,
+    choose_instance,
     guess_media_type,
     manifest_digest,
     parse_manifest,
+    schema1_config,
 )
 from .mediatype import (
     Compression,
@@ -64,6 +66,7 @@ __all__ = [
     "Schema1Manifest",
     "VerifiedStream",
     "VerifyingReader",
+    "choose_instance",
     "compression_of",
     "guess_media_type",
     "host_platform",
@@ -75,6 +78,8 @@ __all__ = [
     "is_single_manifest",
     "layer_media_type",
     "manifest_digest",
+    "normalize_oci_config",
     "parse_manifest",
     "platform_preferences",
+    "schema1_config",
 ]

@@ -10,7 +10,15 @@ from typing import Any, Final
 
 from ..errors import ContentTooLargeError, SpecError
 
-__all__ = ["Fields", "FrozenDict", "dumps", "go_compact", "load_object", "top_level_members"]
+__all__ = [
+    "Fields",
+    "FrozenDict",
+    "dumps",
+    "go_compact",
+    "go_time",
+    "load_object",
+    "top_level_members",
+]
 
 #: default limit on manifests, indexes and configs (containers/image uses 4 MiB too)
 DEFAULT_SIZE_LIMIT: Final = 4 * 1024 * 1024
@@ -290,3 +298,21 @@ def _members(text: str) -> list[tuple[str, str]]:
         if text[i] == "}":
             return members
         raise SpecError("malformed JSON object")
+
+
+_TIME_RE = re.compile(
+    r"^(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:\d{2})$")
+
+
+def go_time(value: object) -> str:
+    """A timestamp as Go marshals a ``time.Time`` (RFC 3339 with trimmed nanoseconds)."""
+    if not isinstance(value, str) or not value:
+        return "0001-01-01T00:00:00Z"
+    m = _TIME_RE.match(value)
+    if m is None:
+        raise SpecError(f"invalid timestamp {value!r}")
+    base, frac, zone = m.groups()
+    frac = (frac or "")[:9].rstrip("0")
+    if zone in ("+00:00", "-00:00"):
+        zone = "Z"
+    return f"{base}.{frac}{zone}" if frac else f"{base}{zone}"

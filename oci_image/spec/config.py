@@ -3,16 +3,25 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import attrs
 
 from ..errors import SpecError
-from ._json import DEFAULT_SIZE_LIMIT, Fields, FrozenDict, dumps, load_object, to_frozen
+from ._json import (
+    DEFAULT_SIZE_LIMIT,
+    Fields,
+    FrozenDict,
+    dumps,
+    go_time,
+    load_object,
+    to_frozen,
+)
 from .digest import Digest
 from .platform import Platform
 
-__all__ = ["ContainerConfig", "HistoryEntry", "ImageConfig", "RootFS"]
+__all__ = ["ContainerConfig", "HistoryEntry", "ImageConfig", "RootFS", "normalize_oci_config"]
 
 
 def _strslice(f: Fields, key: str) -> tuple[str, ...] | None:
@@ -213,3 +222,89 @@ class ImageConfig:
 
     def non_empty_history(self) -> int:
         return sum(1 for h in self.history if not h.empty_layer)
+
+
+def _go_sorted_map(value: object, what: str, *, empty_values: bool) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise SpecError(f"config {what} must be an object")
+    if not value:
+        return None
+    keys = sorted(value, key=lambda k: k.encode("utf-8"))
+    return {k: ({} if empty_values else value[k]) for k in keys}
+
+
+def _str_list(value: object, what: str) -> list[str] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
+        raise SpecError(f"config {what} must be an array of strings")
+    return value or None
+
+
+def normalize_oci_config(raw: bytes) -> bytes:
+    """A config as containers/image's ``OCIConfig()`` sees it: decoded into the image-spec
+    ``Image`` type (Docker-only and unknown fields dropped) and encoded again, compactly,
+    in Go's field order. This is the config it writes when converting a Docker image to
+    OCI, and what ``skopeo inspect --config`` prints."""
+    try:
+        doc = json.loads(raw)
+    except ValueError as exc:
+        raise SpecError(f"config is not valid JSON: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise SpecError("config is not a JSON object")
+    out: dict[str, Any] = {}
+    if doc.get("created") is not None:
+        out["created"] = go_time(doc["created"])
+    if doc.get("author"):
+        out["author"] = doc["author"]
+    out["architecture"] = doc.get("architecture") or ""
+    out["os"] = doc.get("os") or ""
+    if doc.get("os.version"):
+        out["os.version"] = doc["os.version"]
+    features = _str_list(doc.get("os.features"), "os.features")
+    if features:
+        out["os.features"] = features
+    if doc.get("variant"):
+        out["variant"] = doc["variant"]
+    container = doc.get("config") or {}
+    if not isinstance(container, dict):
+        raise SpecError("config.config must be an object")
+    cfg: dict[str, Any] = {}
+    for key, kind in (("User", "str"), ("ExposedPorts", "set"), ("Env", "list"),
+                      ("Entrypoint", "list"), ("Cmd", "list"), ("Volumes", "set"),
+                      ("WorkingDir", "str"), ("Labels", "map"), ("StopSignal", "str"),
+                      ("ArgsEscaped", "bool")):
+        value = container.get(key)
+        if kind in ("str", "bool"):
+            if value:
+                cfg[key] = value
+        elif kind == "list":
+            items = _str_list(value, key)
+            if items:
+                cfg[key] = items
+        else:
+            mapping = _go_sorted_map(value, key, empty_values=kind == "set")
+            if mapping:
+                cfg[key] = mapping
+    out["config"] = cfg
+    rootfs = doc.get("rootfs") or {}
+    if not isinstance(rootfs, dict):
+        raise SpecError("config.rootfs must be an object")
+    out["rootfs"] = {"type": rootfs.get("type") or "",
+                     "diff_ids": rootfs.get("diff_ids")}
+    history_out = []
+    for entry in doc.get("history") or []:
+        if not isinstance(entry, dict):
+            raise SpecError("config.history entries must be objects")
+        h: dict[str, Any] = {}
+        if entry.get("created") is not None:
+            h["created"] = go_time(entry["created"])
+        for key in ("created_by", "author", "comment", "empty_layer"):
+            if entry.get(key):
+                h[key] = entry[key]
+        history_out.append(h)
+    if history_out:
+        out["history"] = history_out
+    return dumps(out)

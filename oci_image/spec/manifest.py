@@ -14,32 +14,39 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Sequence
 from typing import Any, Final, TypeAlias
 
 import attrs
 
-from ..errors import SpecError, UnsupportedMediaTypeError
+from ..errors import NoMatchingPlatformError, SpecError, UnsupportedMediaTypeError
 from ._json import (
     DEFAULT_SIZE_LIMIT,
     Fields,
     FrozenDict,
     _reject_constant,
     dumps,
+    go_compact,
+    go_time,
     load_object,
     to_frozen,
+    top_level_members,
 )
 from .descriptor import Descriptor
 from .digest import Digest
 from .mediatype import MediaType, is_docker_schema1, is_index, is_manifest
+from .platform import Platform, platform_preferences
 
 __all__ = [
     "AnyManifest",
     "ImageIndex",
     "ImageManifest",
     "Schema1Manifest",
+    "choose_instance",
     "guess_media_type",
     "manifest_digest",
     "parse_manifest",
+    "schema1_config",
 ]
 
 _OCI_EMPTY_DIGEST: Final = Digest(
@@ -406,3 +413,55 @@ def manifest_digest(raw: bytes, algorithm: str = "sha256") -> Digest:
     if isinstance(obj, dict) and obj.get("schemaVersion") == 1 and obj.get("signatures"):
         return Digest.from_bytes(_schema1_payload(raw, obj["signatures"]), algorithm)
     return Digest.from_bytes(raw, algorithm)
+
+
+def choose_instance(index: ImageIndex, wanted: Platform) -> Descriptor:
+    """The first entry matching the most preferred acceptable platform."""
+    for candidate in platform_preferences(wanted):
+        for desc in index.manifests:
+            if desc.platform is not None and desc.platform.matches(candidate):
+                return desc
+    available = ", ".join(str(d.platform) for d in index.manifests if d.platform) or "none"
+    raise NoMatchingPlatformError(
+        f"no image in the index matches {wanted} (available: {available}); "
+        "choose another with --override-os/--override-arch/--override-variant or copy "
+        "all with --all")
+
+
+# --- Docker schema1 -> schema2 config -----------------------------------------------
+
+
+def _go_string(value: str) -> str:
+    return dumps(value).decode("utf-8")
+
+
+def schema1_config(s1: Schema1Manifest, diff_ids: Sequence[Digest | str]) -> bytes:
+    """The schema2 config containers/image builds from a schema1 manifest
+    (``Schema1.ToSchema2Config``): the top v1Compatibility object without its
+    per-layer ids, plus ``rootfs`` and ``history``; keys sorted as Go sorts map keys."""
+    compat = s1.v1_compatibility()
+    history: list[dict[str, Any]] = []
+    for c in reversed(compat):
+        cmd = (c.get("container_config") or {}).get("Cmd") or []
+        entry: dict[str, Any] = {"created": go_time(c.get("created"))}
+        if c.get("author"):
+            entry["author"] = c["author"]
+        created_by = " ".join(str(x) for x in cmd)
+        if created_by:
+            entry["created_by"] = created_by
+        if c.get("comment"):
+            entry["comment"] = c["comment"]
+        if c.get("throwaway"):
+            entry["empty_layer"] = True
+        history.append(entry)
+    rootfs: dict[str, Any] = {"type": "layers"}
+    if diff_ids:
+        rootfs["diff_ids"] = [str(d) for d in diff_ids]
+    members = {k: go_compact(v) for k, v in top_level_members(s1.history[0])}
+    for drop in ("id", "parent", "parent_id", "layer_id", "throwaway", "Size"):
+        members.pop(drop, None)
+    members["rootfs"] = dumps(rootfs).decode("utf-8")
+    members["history"] = dumps(history).decode("utf-8")
+    body = ",".join(f"{_go_string(k)}:{members[k]}"
+                    for k in sorted(members, key=lambda k: k.encode("utf-8")))
+    return ("{" + body + "}").encode("utf-8")

@@ -14,11 +14,9 @@ from typing import IO
 import attrs
 
 from .._blobio import CHUNK
-from ..errors import BlobNotFoundError, ContentTooLargeError, InvalidReferenceError
+from ..errors import BlobNotFoundError, InvalidReferenceError
 from ..interfaces import BlobInfo
 from ..spec import (
-    DEFAULT_SIZE_LIMIT,
-    Descriptor,
     Digest,
     Readable,
     VerifiedStream,
@@ -28,7 +26,6 @@ from ..spec import (
 __all__ = [
     "StagedBlob",
     "ensure_verifying",
-    "read_limited",
     "split_path",
     "stage_blob",
     "sweep_stale_temps",
@@ -126,30 +123,6 @@ def sweep_stale_temps(directory: str | os.PathLike[str]) -> int:
 def _copy_to_eof(reader: VerifiedStream, f: IO[bytes]) -> None:
     while chunk := reader.read(CHUNK):
         f.write(chunk)
-
-
-def read_limited(stream: Readable, what: str, limit: int = DEFAULT_SIZE_LIMIT) -> bytes:
-    """Read a whole small document, refusing one over ``limit`` bytes."""
-    parts: list[bytes] = []
-    total = 0
-    while chunk := stream.read(min(CHUNK, limit + 1 - total)):
-        parts.append(chunk)
-        total += len(chunk)
-        if total > limit:
-            raise ContentTooLargeError(f"{what} is over the limit of {limit} bytes")
-    return b"".join(parts)
-
-
-def read_verified(stream: Readable, desc: Descriptor, what: str,
-                  limit: int = DEFAULT_SIZE_LIMIT) -> bytes:
-    """Read a small blob whole, checking its size limit, size and digest."""
-    if desc.size > limit:
-        raise ContentTooLargeError(
-            f"{what} {desc.digest} is {desc.size} bytes, over the limit of {limit}")
-    reader = VerifyingReader(stream, desc.digest, desc.size, name=f"{what} {desc.digest}")
-    data = read_limited(reader, what, limit)
-    reader.read_all_and_verify()
-    return data
 
 
 def open_blob_file(path: Path, digest: Digest, where: str) -> IO[bytes]:

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Final
 
-from .._blobio import atomic_write_bytes
+from .._blobio import atomic_write_bytes, read_limited, read_verified
 from ..errors import (
     ArchiveError,
     BlobNotFoundError,
@@ -50,7 +50,7 @@ from ..spec import (
     parse_manifest,
 )
 from ..spec._json import dumps, load_object
-from ._common import read_limited, read_verified, stage_blob, sweep_stale_temps
+from ._common import stage_blob, sweep_stale_temps
 
 __all__ = [
     "LAYOUT_FILE",

@@ -3,11 +3,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..._blobio import read_limited
 from ...errors import ArchiveError, BlobNotFoundError, ManifestNotFoundError
 from ...interfaces import BlobStream
 from ...spec import DEFAULT_SIZE_LIMIT, Descriptor, Digest, guess_media_type
 from ...spec._json import load_object
-from .._common import read_limited
 from ._transport import KNOWN_VERSIONS, blob_name, manifest_name, signature_name
 
 if TYPE_CHECKING:
