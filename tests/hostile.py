@@ -23,7 +23,7 @@ import os
 import tarfile
 import zlib
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from oci_image.build import BuiltImage
@@ -344,20 +344,20 @@ class Case:
     #: the exact error types a copy may raise (checked with ``type(exc) in errors``)
     errors: tuple[type[OCIError], ...]
     doc: str = ""
-    #: the copy fails while opening the source, before any destination is opened
-    at_open: bool = False
-    tags: frozenset[str] = field(default_factory=frozenset)
 
 
 CASES: dict[str, Case] = {}
 
 
-def case(name: str, *errors: type[OCIError], at_open: bool = False
-         ) -> Callable[[Callable[[Path], Built]], Callable[[Path], Built]]:
-    def register(build: Callable[[Path], Built]) -> Callable[[Path], Built]:
+Builder = Callable[[Path], Built]
+
+
+def case(name: str, *errors: type[OCIError]) -> Callable[[Builder], Builder]:
+    """Register the decorated builder as case ``name``, failing with one of ``errors``."""
+
+    def register(build: Builder) -> Builder:
         assert name not in CASES, name
-        CASES[name] = Case(name, build, tuple(errors), (build.__doc__ or "").strip(),
-                           at_open=at_open)
+        CASES[name] = Case(name, build, tuple(errors), (build.__doc__ or "").strip())
         return build
     return register
 
@@ -497,7 +497,7 @@ def _config_over_limit(base: Path) -> Built:
     return Built(ref, (image.config_digest,))
 
 
-@case("oci-index-over-limit", ContentTooLargeError, at_open=True)
+@case("oci-index-over-limit", ContentTooLargeError)
 def _index_over_limit(base: Path) -> Built:
     """An index.json of more than 4 MiB (a padding annotation)."""
     image = RawImage.random(113, layers=1)
@@ -515,7 +515,7 @@ def _bad_index(name: str, index: bytes, doc: str) -> None:
         return Built(ref, ("index.json",))
 
     build.__doc__ = doc
-    case(name, ArchiveError, at_open=True)(build)
+    case(name, ArchiveError)(build)
 
 
 _GOOD_DESC = {"mediaType": OCI_MANIFEST, "digest": "sha256:" + "a" * 64, "size": 10,
@@ -672,7 +672,7 @@ def _archive(base: Path, image: RawImage, entries: list[Entry], **kwargs: object
     return f"oci-archive:{path}:img"
 
 
-@case("ociarch-truncated-in-layer", ArchiveError, at_open=True)
+@case("ociarch-truncated-in-layer", ArchiveError)
 def _ociarch_truncated(base: Path) -> Built:
     """An oci-archive cut in the middle of its last layer blob."""
     image = RawImage.random(140)
@@ -682,7 +682,7 @@ def _ociarch_truncated(base: Path) -> Built:
     return Built(f"oci-archive:{path}:img", (str(path),))
 
 
-@case("ociarch-truncated-gzip", ArchiveError, TransportError, at_open=True)
+@case("ociarch-truncated-gzip", ArchiveError, TransportError)
 def _ociarch_truncated_gzip(base: Path) -> Built:
     """A gzip-compressed oci-archive cut in the middle."""
     image = RawImage.random(141)
@@ -692,7 +692,7 @@ def _ociarch_truncated_gzip(base: Path) -> Built:
     return Built(f"oci-archive:{path}:img", (str(path),))
 
 
-@case("ociarch-not-a-tar", ArchiveError, at_open=True)
+@case("ociarch-not-a-tar", ArchiveError)
 def _ociarch_not_tar(base: Path) -> Built:
     """An oci-archive that is 64 KiB of random bytes."""
     path = base / "src-oci.tar"
@@ -710,7 +710,7 @@ def _ociarch_blob_missing(base: Path) -> Built:
     return Built(ref, (layer,))
 
 
-@case("ociarch-index-missing", ArchiveError, at_open=True)
+@case("ociarch-index-missing", ArchiveError)
 def _ociarch_index_missing(base: Path) -> Built:
     """An oci-archive without index.json."""
     image = RawImage.random(143)
@@ -766,7 +766,7 @@ def _unsafe_manifest_path(name: str, field_name: str, value: str,
         return Built(_docker(base, [item], entries), (value,))
 
     build.__doc__ = f"manifest.json whose {field_name} entry is {value!r}"
-    case(name, *(errors or (UnsafePathError,)), at_open=True)(build)
+    case(name, *(errors or (UnsafePathError,)))(build)
 
 
 _unsafe_manifest_path("da-config-dotdot", "Config", "../x.json")
@@ -791,7 +791,7 @@ def _symlinked_layer(target: str, base: Path, mentions: tuple[str, ...] = ()) ->
     return Built(_docker(base, [item], entries), mentions or (name,))
 
 
-@case("da-layer-symlink-dotdot", UnsafePathError, at_open=True)
+@case("da-layer-symlink-dotdot", UnsafePathError)
 def _da_symlink_dotdot(base: Path) -> Built:
     """A layer entry that is a symlink to ../../etc/passwd."""
     return _symlinked_layer("../../etc/passwd", base, ("../../etc/passwd",))
@@ -799,15 +799,13 @@ def _da_symlink_dotdot(base: Path) -> Built:
 
 # an absolute link target is resolved inside the archive: missing there ("layer ... is
 # missing from the archive", an ArchiveError), never read from the host
-@case("da-layer-symlink-absolute", UnsafePathError, BlobNotFoundError, ArchiveError,
-      at_open=True)
+@case("da-layer-symlink-absolute", UnsafePathError, BlobNotFoundError, ArchiveError)
 def _da_symlink_absolute(base: Path) -> Built:
     """A layer entry that is an absolute symlink to /etc/passwd."""
     return _symlinked_layer("/etc/passwd", base)
 
 
-@case("da-layer-symlink-host-layer", UnsafePathError, BlobNotFoundError, ArchiveError,
-      at_open=True)
+@case("da-layer-symlink-host-layer", UnsafePathError, BlobNotFoundError, ArchiveError)
 def _da_symlink_host(base: Path) -> Built:
     """A layer entry that is an absolute symlink to a host file holding exactly the
     layer the config promises: only reading the host file would make the copy pass."""
@@ -817,7 +815,7 @@ def _da_symlink_host(base: Path) -> Built:
     return _symlinked_layer(str(host), base)
 
 
-@case("da-layer-hardlink-outside", UnsafePathError, at_open=True)
+@case("da-layer-hardlink-outside", UnsafePathError)
 def _da_hardlink(base: Path) -> Built:
     """A layer entry that is a hard link to ../../etc/passwd."""
     image = docker_image(153)
@@ -828,7 +826,7 @@ def _da_hardlink(base: Path) -> Built:
     return Built(_docker(base, [item], entries), ("../../etc/passwd",))
 
 
-@case("da-symlink-loop", UnsafePathError, at_open=True)
+@case("da-symlink-loop", UnsafePathError)
 def _da_loop(base: Path) -> Built:
     """Layer a.tar -> b.tar -> a.tar."""
     image = docker_image(154, layers=1)
@@ -839,7 +837,7 @@ def _da_loop(base: Path) -> Built:
     return Built(_docker(base, [item], entries), ("a.tar",))
 
 
-@case("da-manifest-missing", ArchiveError, at_open=True)
+@case("da-manifest-missing", ArchiveError)
 def _da_manifest_missing(base: Path) -> Built:
     """A docker-archive without manifest.json."""
     image = docker_image(155)
@@ -849,7 +847,7 @@ def _da_manifest_missing(base: Path) -> Built:
     return Built(f"docker-archive:{path}", ("manifest.json",))
 
 
-@case("da-manifest-not-json", ArchiveError, at_open=True)
+@case("da-manifest-not-json", ArchiveError)
 def _da_manifest_not_json(base: Path) -> Built:
     """A docker-archive whose manifest.json is not JSON."""
     path = base / "src-docker.tar"
@@ -857,7 +855,7 @@ def _da_manifest_not_json(base: Path) -> Built:
     return Built(f"docker-archive:{path}", ("manifest.json",))
 
 
-@case("da-manifest-wrong-types", ArchiveError, at_open=True)
+@case("da-manifest-wrong-types", ArchiveError)
 def _da_manifest_types(base: Path) -> Built:
     """A docker-archive whose manifest.json item has Layers as a string."""
     path = base / "src-docker.tar"
@@ -875,27 +873,27 @@ def _two_images(base: Path, suffix: str) -> Built:
     return Built(f"docker-archive:{path}{suffix}", (str(path),))
 
 
-@case("da-two-images-no-tag", ManifestNotFoundError, at_open=True)
+@case("da-two-images-no-tag", ManifestNotFoundError)
 def _da_two(base: Path) -> Built:
     """A docker-archive with two images, copied without a tag or index."""
     return _two_images(base, "")
 
 
-@case("da-tag-not-present", ManifestNotFoundError, at_open=True)
+@case("da-tag-not-present", ManifestNotFoundError)
 def _da_tag(base: Path) -> Built:
     """A docker-archive asked for a tag it does not hold."""
     built = _two_images(base, ":example.com/three:3")
     return Built(built.source, ("example.com/three:3",))
 
 
-@case("da-index-out-of-range", ManifestNotFoundError, at_open=True)
+@case("da-index-out-of-range", ManifestNotFoundError)
 def _da_index(base: Path) -> Built:
     """A docker-archive asked for image @5 of 2."""
     built = _two_images(base, ":@5")
     return Built(built.source, ("@5",))
 
 
-@case("da-layer-listed-twice", ArchiveError, at_open=True)
+@case("da-layer-listed-twice", ArchiveError)
 def _da_twice(base: Path) -> Built:
     """One layer file listed for two different diff_ids."""
     image = docker_image(158)
@@ -905,7 +903,7 @@ def _da_twice(base: Path) -> Built:
     return Built(_docker(base, [item], entries), (first,))
 
 
-@case("da-layer-missing", ArchiveError, BlobNotFoundError, at_open=True)
+@case("da-layer-missing", ArchiveError, BlobNotFoundError)
 def _da_layer_missing(base: Path) -> Built:
     """A layer listed in manifest.json but absent from the archive."""
     image = docker_image(159)
@@ -937,7 +935,7 @@ def _da_gzipped_content(base: Path) -> Built:
     return Built(_docker(base, [item], entries, compress=True), (image.layer_digests[0],))
 
 
-@case("da-truncated-in-layer", ArchiveError, at_open=True)
+@case("da-truncated-in-layer", ArchiveError)
 def _da_truncated(base: Path) -> Built:
     """A docker-archive (manifest.json first) cut in the middle of its last layer."""
     image = docker_image(161)
@@ -948,7 +946,7 @@ def _da_truncated(base: Path) -> Built:
     return Built(f"docker-archive:{path}", (str(path),))
 
 
-@case("da-truncated-in-header", ArchiveError, at_open=True)
+@case("da-truncated-in-header", ArchiveError)
 def _da_truncated_header(base: Path) -> Built:
     """A docker-archive cut in the middle of the header of its second member."""
     image = docker_image(162)
@@ -983,7 +981,7 @@ def _dir_manifest_missing(base: Path) -> Built:
     return Built(f"dir:{root}", ("manifest.json",))
 
 
-@case("dir-version-unknown", ArchiveError, at_open=True)
+@case("dir-version-unknown", ArchiveError)
 def _dir_version(base: Path) -> Built:
     """A dir: source whose version file says 9.9."""
     root = _dir(base, RawImage.random(171))

@@ -215,7 +215,10 @@ class ImageCopier:
             jobs.setdefault(layer.digest, BlobJob(
                 layer, can_modify=can_modify and is_layer(layer.media_type),
                 expected_diff_id=diff_ids[i] if diff_ids else None))
-        results = dict(zip(jobs, self._run(list(jobs.values())), strict=True))
+        # biggest first: the pool finishes sooner when no big blob starts last
+        ordered = sorted(jobs.values(), key=lambda j: -j.desc.size)
+        results = {job.desc.digest: result
+                   for job, result in zip(ordered, self._run(ordered), strict=True)}
         config_desc = results[manifest.config.digest].desc
         layers = [(results[d.digest].desc, results[d.digest].new_compression)
                   if d.digest in results else (d, None) for d in manifest.layers]
