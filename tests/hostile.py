@@ -51,7 +51,9 @@ __all__ = [
     "Case",
     "Entry",
     "RawImage",
+    "blob_path",
     "docker_archive_entries",
+    "docker_image",
     "leftovers",
     "oci_archive_entries",
     "sha256",
@@ -66,7 +68,8 @@ __all__ = [
 LIMIT = 4 * 1024 * 1024
 
 #: name fragments of the temporary files and directories the transports create
-TEMP_MARKERS = (".tmp", ".put-blob-", ".staging-", ".docker-archive-", ".oci-archive-")
+TEMP_MARKERS = (".tmp", ".put-blob-", ".new-blob-", ".staging-", ".docker-archive-",
+                ".oci-archive-")
 
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -504,15 +507,15 @@ def _index_over_limit(base: Path) -> Built:
     index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX,
                         "annotations": {"pad": "p" * LIMIT},
                         "manifests": [image.descriptor(**{REF_NAME: "img"})]}).encode()
-    _root, ref = _oci(base, image, index=index)
-    return Built(ref, ("index.json",))
+    root, ref = _oci(base, image, index=index)
+    return Built(ref, (str(root), "index.json"))
 
 
 def _bad_index(name: str, index: bytes, doc: str) -> None:
     def build(base: Path) -> Built:
         image = RawImage.random(114, layers=1)
-        _root, ref = _oci(base, image, index=index)
-        return Built(ref, ("index.json",))
+        root, ref = _oci(base, image, index=index)
+        return Built(ref, (str(root), "index.json"))
 
     build.__doc__ = doc
     case(name, ArchiveError)(build)
@@ -583,7 +586,8 @@ def _uncompressed(image: RawImage, index: int) -> bytes:
     return gzip.decompress(image.blobs[image.layer_digests[index]])
 
 
-def _gzip_case(name: str, mangle: Callable[[bytes, bytes], bytes], doc: str) -> None:
+def _gzip_case(name: str, mangle: Callable[[bytes, bytes], bytes], doc: str,
+               *errors: type[OCIError]) -> None:
     def build(base: Path) -> Built:
         image = RawImage.random(130)
         blob = mangle(image.blobs[image.layer_digests[0]], _uncompressed(image, 0))
@@ -592,7 +596,7 @@ def _gzip_case(name: str, mangle: Callable[[bytes, bytes], bytes], doc: str) -> 
         return Built(ref, (bad.layer_digests[0],))
 
     build.__doc__ = doc
-    case(name, TransportError, DiffIDMismatchError)(build)
+    case(name, *(errors or (TransportError, DiffIDMismatchError)))(build)
 
 
 def _bad_crc(blob: bytes, _raw: bytes) -> bytes:
@@ -637,7 +641,7 @@ _gzip_case("oci-gzip-garbage", _garbage_after_magic,
 _gzip_case("oci-gzip-wrong-isize", _raw_deflate_in_gzip,
            "a gzip layer whose ISIZE trailer is wrong (digest of the corrupt bytes)")
 _gzip_case("oci-gzip-valid-other-content", _wrong_content,
-           "a valid gzip layer of other content than its diff_id")
+           "a valid gzip layer of other content than its diff_id", DiffIDMismatchError)
 
 
 @case("oci-zstd-corrupt-frame", TransportError, DiffIDMismatchError)

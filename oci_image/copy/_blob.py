@@ -186,10 +186,11 @@ class _EndGuard:
     """
 
     def __init__(self, stream: Readable, on_eof: Callable[[], None],
-                 source: VerifyingReader) -> None:
+                 source: VerifyingReader, name: str) -> None:
         self._stream = stream
         self._on_eof = on_eof
         self._source = source
+        self._name = name
         self._ended = False
 
     def read(self, n: int = -1, /) -> bytes:
@@ -197,12 +198,14 @@ class _EndGuard:
             return b""
         try:
             data = self._stream.read(n)
-        except TransportError:
-            self._source.read_all_and_verify()
-            raise
-        if not data and n != 0:
-            self._on_eof()
-            self._ended = True
+            if not data and n != 0:
+                self._on_eof()
+                self._ended = True
+        except TransportError as exc:
+            if exc.args and str(exc).startswith(self._name):
+                raise
+            self._source.read_all_and_verify()  # a digest mismatch is the real cause
+            raise type(exc)(f"{self._name}: {exc}") from exc
         return data
 
 
@@ -310,7 +313,8 @@ class BlobCopier:
                     name=str(desc.digest), expected=job.expected_diff_id, actual=actual)
             diff_id.append(actual)
 
-        stream_for_dest = _Reverified(_EndGuard(out, at_eof, verified), facts)
+        guard = _EndGuard(out, at_eof, verified, f"{what} {desc.digest}")
+        stream_for_dest = _Reverified(guard, facts)
         if op is LayerOp.PRESERVE:
             info = job.blob_info()
         else:

@@ -7,6 +7,7 @@ import fcntl
 import logging
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -35,6 +36,10 @@ log = logging.getLogger("oci_image.transports")
 
 #: name prefix of staged blob files (hidden; never at a blob path)
 TEMP_PREFIX = ".put-blob-"
+#: the name a staged file has for the instant between its creation and its lock
+NEW_TEMP_PREFIX = ".new-blob-"
+#: age after which an unlocked NEW_TEMP_PREFIX file is certainly abandoned
+_NEW_TEMP_MAX_AGE = 3600.0
 
 
 def split_path(reference: str, transport: str) -> tuple[str, str]:
@@ -75,9 +80,15 @@ def stage_blob(directory: str | os.PathLike[str], stream: Readable, info: BlobIn
     The file is ``flock``-ed while it exists, so that :func:`sweep_stale_temps` can tell
     the leftovers of a killed process from a copy in progress."""
     reader = ensure_verifying(stream, info)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=TEMP_PREFIX, suffix=".tmp")
+    # Created under a name the sweeper leaves alone, locked, then renamed: a file with
+    # the swept name is always locked while its writer lives.
+    fd, new = tempfile.mkstemp(dir=directory, prefix=NEW_TEMP_PREFIX, suffix=".tmp")
+    tmp = new
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
+        tmp = os.path.join(os.path.dirname(new),
+                           TEMP_PREFIX + os.path.basename(new)[len(NEW_TEMP_PREFIX):])
+        os.rename(new, tmp)
         with os.fdopen(os.dup(fd), "wb") as f:
             _copy_to_eof(reader, f)
             f.flush()
@@ -96,11 +107,19 @@ def sweep_stale_temps(directory: str | os.PathLike[str]) -> int:
     ``flock`` nobody holds); return how many were removed."""
     removed = 0
     try:
-        names = [n for n in os.listdir(directory) if n.startswith(TEMP_PREFIX)]
+        names = [n for n in os.listdir(directory)
+                 if n.startswith((TEMP_PREFIX, NEW_TEMP_PREFIX))]
     except FileNotFoundError:
         return 0
+    now = time.time()
     for name in names:
         path = os.path.join(directory, name)
+        if name.startswith(NEW_TEMP_PREFIX):
+            try:  # only a process killed in the instant before its lock leaves these
+                if now - os.stat(path).st_mtime < _NEW_TEMP_MAX_AGE:
+                    continue
+            except FileNotFoundError:
+                continue
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except FileNotFoundError:

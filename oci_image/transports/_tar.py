@@ -25,7 +25,7 @@ from typing import IO, Final
 import attrs
 
 from .._blobio import CHUNK, FileSection, PeekReader, detect_compression, open_decompressed
-from ..errors import ArchiveError, BlobNotFoundError, UnsafePathError
+from ..errors import ArchiveError, BlobNotFoundError, TransportError, UnsafePathError
 
 __all__ = ["TarIndex", "TarWriter", "clean_member_name"]
 
@@ -79,7 +79,10 @@ class TarIndex:
             st = os.fstat(fd)
             head = os.pread(fd, 6, 0) if stat.S_ISREG(st.st_mode) else b""
             if not stat.S_ISREG(st.st_mode) or detect_compression(head) != "none":
-                temp_fd, temp = _spool(fd, tmp_dir)
+                try:
+                    temp_fd, temp = _spool(fd, tmp_dir)
+                except TransportError as exc:
+                    raise ArchiveError(f"{where}: {exc}") from exc
                 os.close(fd)
                 fd = temp_fd
             members = _scan(fd, where)

@@ -72,9 +72,11 @@ def choose_item(items: list[ManifestItem], ref: DockerArchiveReference) -> Manif
                 "images in the archive")
         return items[ref.source_index]
     if len(items) != 1:
+        choices = [f"@{i} ({', '.join(item.repo_tags) or 'untagged'})"
+                   for i, item in enumerate(items)]
         raise ManifestNotFoundError(
             f"{ref}: the archive holds {len(items)} images; choose one as PATH:NAME:TAG or "
-            "PATH:@INDEX")
+            f"PATH:@INDEX: {'; '.join(choices)}")
     return items[0]
 
 
