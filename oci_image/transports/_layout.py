@@ -36,7 +36,7 @@ from ..errors import (
     ManifestTypeRejectedError,
     SpecError,
 )
-from ..interfaces import BlobInfo, BlobStream
+from ..interfaces import BlobInfo, BlobStream, DestinationCapabilities, LayerCompression
 from ..spec import (
     DEFAULT_SIZE_LIMIT,
     Descriptor,
@@ -44,6 +44,7 @@ from ..spec import (
     ImageIndex,
     ImageManifest,
     MediaType,
+    Readable,
     VerifyingReader,
     is_docker_schema1,
     is_manifest,
@@ -56,6 +57,7 @@ __all__ = [
     "LAYOUT_FILE",
     "REF_NAME",
     "DirectoryLayout",
+    "LayoutDestination",
     "LayoutReader",
     "LayoutWriter",
     "format_layout_reference",
@@ -426,3 +428,50 @@ def _remove_empty_layout(root: Path) -> None:
     except OSError as exc:
         if exc.errno != errno.ENOENT:
             raise
+
+
+class LayoutDestination:
+    """The destination half shared by ``oci:`` and ``oci-archive:``: an image written
+    through a :class:`LayoutWriter`. Like skopeo, uncompressed layers are gzipped on the
+    way in unless ``accept_uncompressed`` (``--dest-oci-accept-uncompressed-layers``)."""
+
+    def __init__(self, ref: Any, writer: LayoutWriter, *, accept_uncompressed: bool) -> None:
+        self._ref = ref
+        self._writer = writer
+        self._capabilities = DestinationCapabilities(
+            supported_manifest_types=(MediaType.OCI_MANIFEST, MediaType.OCI_INDEX),
+            desired_layer_compression=(LayerCompression.PRESERVE if accept_uncompressed
+                                       else LayerCompression.COMPRESS),
+            accepts_foreign_layer_urls=True,
+            thread_safe_put_blob=True,
+        )
+
+    @property
+    def reference(self) -> Any:
+        return self._ref
+
+    @property
+    def capabilities(self) -> DestinationCapabilities:
+        return self._capabilities
+
+    def has_blob(self, info: BlobInfo) -> Descriptor | None:
+        return self._writer.has_blob(info)
+
+    def put_blob(self, stream: Readable, info: BlobInfo) -> Descriptor:
+        return self._writer.put_blob(stream, info)
+
+    def put_manifest(self, raw: bytes, media_type: str, instance: Digest | None = None
+                     ) -> None:
+        self._writer.put_manifest(raw, media_type, instance)
+
+    def commit(self) -> None:
+        self._writer.commit()
+
+    def close(self) -> None:
+        self._writer.abort()
+
+    def __enter__(self) -> LayoutDestination:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
