@@ -168,3 +168,24 @@ def test_console_script_installed() -> None:
 
 def test_reference_normalisation_matches_docker() -> None:
     assert str(Reference.parse("busybox")) == "docker.io/library/busybox"
+
+
+def test_terminal_progress_bar_rewrites_one_line() -> None:
+    import io
+
+    from oci_image.cli import _Bar
+    from oci_image.copy import ProgressEvent, ProgressKind
+    from oci_image.spec import Descriptor, Digest
+
+    out = io.StringIO()
+    bar = _Bar(out)
+    desc = Descriptor("application/vnd.oci.image.layer.v1.tar+gzip", Digest.from_bytes(b"x"),
+                      2 << 20)
+    bar(ProgressEvent(ProgressKind.STARTED, desc))
+    bar(ProgressEvent(ProgressKind.DONE, desc, 2 << 20, desc))
+    bar.finish()
+    text = out.getvalue()
+    assert text.startswith("\r")
+    assert text.count("\n") == 1
+    assert "1/1 done" in text
+    assert "2.0 MiB / 2.0 MiB" in text
