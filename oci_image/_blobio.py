@@ -102,11 +102,13 @@ class PeekReader:
 
 
 class _ChunkedReader:
-    """Base for readers that produce output in chunks from an input stream."""
+    """Base for readers that produce output in chunks from an input stream. Reads may
+    return fewer bytes than asked (like a raw file); ``b""`` means the end."""
 
     def __init__(self, stream: Readable) -> None:
         self._stream = stream
-        self._pending = bytearray()
+        self._pending = b""
+        self._offset = 0
         self._eof = False
 
     def _fill(self) -> bytes:  # pragma: no cover - abstract
@@ -114,16 +116,18 @@ class _ChunkedReader:
 
     def read(self, n: int = -1, /) -> bytes:
         want = n if n is not None and n >= 0 else CHUNK
-        while len(self._pending) < want and not self._eof:
-            out = self._fill()
-            if out:
-                self._pending += out
-        if not self._pending:
+        if want == 0:
             return b""
-        take = min(want, len(self._pending)) if want else 0
-        data = bytes(self._pending[:take])
-        del self._pending[:take]
-        return data
+        while self._offset >= len(self._pending):
+            if self._eof:
+                return b""
+            self._pending, self._offset = self._fill(), 0
+        start = self._offset
+        if start == 0 and want >= len(self._pending):  # hand the whole piece over, no copy
+            data, self._pending = self._pending, b""
+            return data
+        self._offset = start + want
+        return self._pending[start:start + want]
 
     def close(self) -> None:
         close = getattr(self._stream, "close", None)
