@@ -71,8 +71,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="fail instead of making any change that alters a digest")
     c.add_argument("--remove-signatures", action="store_true",
                    help="do not copy signatures")
-    c.add_argument("--image-parallel-copies", type=int, default=4, metavar="N",
-                   help="blobs copied at once (default 4)")
+    c.add_argument("--image-parallel-copies", type=int, default=6, metavar="N",
+                   help="blobs copied at once (default 6, as skopeo)")
     c.add_argument("--digestfile", help="write the digest of the written manifest here")
     c.add_argument("--additional-tag", action="append", default=[], metavar="NAME:TAG",
                    help="additional tags (docker-archive: destinations)")

@@ -75,8 +75,8 @@ class CopyOptions:
     preserve_digests: bool = False
     #: ``--remove-signatures``
     remove_signatures: bool = False
-    #: ``--image-parallel-copies``: blobs copied at once
-    jobs: int = attrs.field(default=4, validator=_positive)
+    #: ``--image-parallel-copies``: blobs copied at once (6, as containers/image)
+    jobs: int = attrs.field(default=6, validator=_positive)
     #: check each layer's uncompressed digest against the config's diff_ids (costs a
     #: decompression of layers that are otherwise copied as they are)
     verify_diff_ids: bool = True
