@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -11,7 +10,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..._blobio import fsync_dir
+from ..._blobio import atomic_file
 from ...errors import ManifestTypeRejectedError, SpecError
 from ...interfaces import BlobInfo, DestinationCapabilities, LayerCompression
 from ...spec import Descriptor, Digest, ImageManifest, MediaType, Readable, Reference
@@ -146,36 +145,24 @@ class DockerArchiveWriter:
         shutil.rmtree(self._staging, ignore_errors=True)
 
     def _write(self) -> None:
-        fd, tmp = tempfile.mkstemp(dir=self.path.parent if str(self.path.parent) else ".",
-                                   prefix=f".{self.path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                tar = TarWriter(f)
-                written: set[str] = set()
-                for item in self._items:
-                    for name in (item.config, *item.layers):
-                        if name in written:
-                            continue
-                        written.add(name)
-                        digest = Digest("sha256", name.rsplit(".", 1)[0])
-                        tar.add_file(name, self._blobs[digest])
-                for layer_id, (digest, config) in self._legacy.items():
-                    tar.add_dir(layer_id)
-                    tar.add_symlink(f"{layer_id}/layer.tar", f"../{digest.hex}.tar")
-                    tar.add_bytes(f"{layer_id}/VERSION", b"1.0")
-                    tar.add_bytes(f"{layer_id}/json", config)
-                tar.add_bytes("manifest.json", dump_archive_manifest(self._items))
-                tar.add_bytes("repositories", dumps(self._repositories))
-                tar.close()
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, self.path)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
-        fsync_dir(self.path.parent if str(self.path.parent) else ".")
+        with atomic_file(self.path) as f:
+            tar = TarWriter(f)
+            written: set[str] = set()
+            for item in self._items:
+                for name in (item.config, *item.layers):
+                    if name in written:
+                        continue
+                    written.add(name)
+                    digest = Digest("sha256", name.rsplit(".", 1)[0])
+                    tar.add_file(name, self._blobs[digest])
+            for layer_id, (digest, config) in self._legacy.items():
+                tar.add_dir(layer_id)
+                tar.add_symlink(f"{layer_id}/layer.tar", f"../{digest.hex}.tar")
+                tar.add_bytes(f"{layer_id}/VERSION", b"1.0")
+                tar.add_bytes(f"{layer_id}/json", config)
+            tar.add_bytes("manifest.json", dump_archive_manifest(self._items))
+            tar.add_bytes("repositories", dumps(self._repositories))
+            tar.close()
 
     def __enter__(self) -> DockerArchiveWriter:
         return self

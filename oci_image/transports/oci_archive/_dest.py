@@ -1,13 +1,12 @@
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..._blobio import fsync_dir
+from ..._blobio import atomic_file
 from .._layout import DirectoryLayout, LayoutDestination, LayoutWriter
 from .._tar import TarWriter
 
@@ -30,29 +29,16 @@ class OCIArchiveDestination(LayoutDestination):
     def commit(self) -> None:
         self._writer.commit()
         layout = self._staging / "layout"
-        parent = self._target.parent if str(self._target.parent) else Path(".")
-        fd, tmp = tempfile.mkstemp(dir=parent, prefix=f".{self._target.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                tar = TarWriter(f)
-                tar.add_file("oci-layout", layout / "oci-layout")
-                tar.add_file("index.json", layout / "index.json")
-                tar.add_dir("blobs")
-                for algorithm in sorted(os.listdir(layout / "blobs")):
-                    tar.add_dir(f"blobs/{algorithm}")
-                    for name in sorted(os.listdir(layout / "blobs" / algorithm)):
-                        tar.add_file(f"blobs/{algorithm}/{name}",
-                                     layout / "blobs" / algorithm / name)
-                tar.close()
-                f.flush()
-                os.fsync(f.fileno())
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, self._target)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
-        fsync_dir(parent)
+        with atomic_file(self._target) as f:
+            tar = TarWriter(f)
+            tar.add_file("oci-layout", layout / "oci-layout")
+            tar.add_file("index.json", layout / "index.json")
+            tar.add_dir("blobs")
+            for algorithm in sorted(os.listdir(layout / "blobs")):
+                tar.add_dir(f"blobs/{algorithm}")
+                for name in sorted(os.listdir(layout / "blobs" / algorithm)):
+                    tar.add_file(f"blobs/{algorithm}/{name}", layout / "blobs" / algorithm / name)
+            tar.close()
 
     def close(self) -> None:
         shutil.rmtree(self._staging, ignore_errors=True)
