@@ -21,7 +21,6 @@ from ..spec import (
     ImageManifest,
     MediaType,
     compression_of,
-    is_docker_schema1,
     is_layer,
     is_nondistributable,
     layer_media_type,
@@ -155,9 +154,6 @@ def convert_index(src: ImageIndex, target_type: str, entries: Sequence[Descripto
     return ImageIndex(media_type=target_type, manifests=tuple(entries))
 
 
-def instance_media_type_for_list(list_type: str) -> str | None:
-    """The manifest type instances must have inside a list of ``list_type``."""
-    return MediaType.DOCKER_MANIFEST if list_type == MediaType.DOCKER_MANIFEST_LIST else None
 
 
 # --- Docker config -> OCI config ---------------------------------------------------
@@ -181,6 +177,3 @@ def schema1_manifest(config_raw: bytes, layers: Sequence[Descriptor]) -> ImageMa
     return ImageManifest(media_type=MediaType.DOCKER_MANIFEST, config=config,
                          layers=tuple(layers))
 
-
-def is_schema1(media_type: str) -> bool:
-    return is_docker_schema1(media_type)

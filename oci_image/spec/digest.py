@@ -13,7 +13,7 @@ from __future__ import annotations
 import abc
 import hashlib
 import re
-from typing import IO, Final, Protocol
+from typing import Final, Protocol
 
 import attrs
 
@@ -278,11 +278,3 @@ class VerifyingReader(VerifiedStream):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-
-def copy_stream(src: Readable, dst: IO[bytes], chunk_size: int = 1 << 20) -> int:
-    """Copy ``src`` to ``dst`` until EOF; return the byte count."""
-    total = 0
-    while chunk := src.read(chunk_size):
-        dst.write(chunk)
-        total += len(chunk)
-    return total

@@ -35,7 +35,6 @@ _NAME = rf"(?:{_DOMAIN}/)?{_REMOTE}"
 _REFERENCE_RE: Final = re.compile(rf"^({_NAME})(?::({_TAG}))?(?:@({_DIGEST}))?\Z")
 _TAG_RE: Final = re.compile(rf"^{_TAG}\Z")
 _DOMAIN_RE: Final = re.compile(rf"^{_DOMAIN}\Z")
-_REMOTE_RE: Final = re.compile(rf"^{_REMOTE}\Z")
 _IDENTIFIER_RE: Final = re.compile(r"^[a-f0-9]{64}\Z")
 
 

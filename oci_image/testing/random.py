@@ -11,7 +11,7 @@ import random as _random
 from collections.abc import Sequence
 
 from ..build import BuiltImage, FileEntry, ImageBuilder, build_index
-from ..spec import Compression, MediaType, Platform
+from ..spec import Compression, Platform
 
 __all__ = ["random_artifact", "random_files", "random_image", "random_index"]
 
@@ -89,7 +89,3 @@ def random_artifact(seed: int = 0, *,
     builder.artifact(artifact_type=artifact_type, config_media_type=config_media_type,
                      config=b'{"name":"artifact-%d"}' % seed)
     return builder.build()
-
-
-# keep the media-type constants visible to users of the kit
-EMPTY_CONFIG_MEDIA_TYPE = MediaType.OCI_EMPTY

@@ -15,7 +15,7 @@ from typing import IO
 import attrs
 
 from .._blobio import CHUNK
-from ..errors import BlobNotFoundError, InvalidReferenceError
+from ..errors import InvalidReferenceError
 from ..interfaces import BlobInfo
 from ..spec import (
     Digest,
@@ -143,9 +143,3 @@ def _copy_to_eof(reader: VerifiedStream, f: IO[bytes]) -> None:
     while chunk := reader.read(CHUNK):
         f.write(chunk)
 
-
-def open_blob_file(path: Path, digest: Digest, where: str) -> IO[bytes]:
-    try:
-        return open(path, "rb")
-    except FileNotFoundError:
-        raise BlobNotFoundError(f"blob {digest} not found in {where}") from None

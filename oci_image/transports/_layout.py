@@ -46,6 +46,7 @@ from ..spec import (
     MediaType,
     Readable,
     VerifyingReader,
+    guess_media_type,
     is_docker_schema1,
     is_manifest,
     parse_manifest,
@@ -168,8 +169,6 @@ class LayoutReader:
         obj = load_object(raw, f"manifest {instance}")
         media_type = obj.get("mediaType")
         if not isinstance(media_type, str) or not media_type:
-            from ..spec import guess_media_type
-
             media_type = guess_media_type(obj)
         return raw, media_type
 
