@@ -99,8 +99,8 @@ class ImageCopier:
         self.copied = 0
         self.skipped = 0
         self._count_lock = threading.Lock()
-        jobs = options.jobs if dest.capabilities.thread_safe_put_blob else 1
-        self._jobs = jobs
+        self._jobs = options.jobs if dest.capabilities.thread_safe_put_blob else 1
+        self._may_modify: bool | None = None
 
     # --- entry point ---------------------------------------------------------------
 
@@ -190,14 +190,14 @@ class ImageCopier:
     # --- single images -------------------------------------------------------------
 
     def _can_modify(self) -> bool:
-        if self.options.preserve_digests:
-            return False
-        return self.options.remove_signatures or not self._has_signatures()
-
-    def _has_signatures(self) -> bool:
-        if not isinstance(self.src, SupportsSignatures):
-            return False
-        return bool(self.src.get_signatures(None))
+        """Whether manifests may change: not with --preserve-digests, nor for a signed
+        image whose signatures are kept (computed once per copy)."""
+        if self._may_modify is None:
+            signed = isinstance(self.src, SupportsSignatures) and \
+                bool(self.src.get_signatures(None))
+            self._may_modify = not self.options.preserve_digests and (
+                self.options.remove_signatures or not signed)
+        return self._may_modify
 
     def _copy_image(self, raw: bytes, manifest: ImageManifest | Schema1Manifest, *,
                     instance: Digest | None, list_type: str | None) -> _Written:
