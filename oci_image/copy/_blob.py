@@ -19,6 +19,7 @@ follows the interface contract never makes a bad blob visible.
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import threading
 from collections.abc import Callable
@@ -101,6 +102,8 @@ class BlobJob:
     need_diff_id: bool = False
     #: False when the source does not know the size (schema1): only the digest is checked
     size_known: bool = True
+    #: the content, when already read (the config): not read from the source again
+    data: bytes | None = attrs.field(default=None, repr=False)
 
     @property
     def size(self) -> int | None:
@@ -232,7 +235,8 @@ class BlobCopier:
             self._report(ProgressKind.SKIPPED, job.desc, job.desc.size, reused.desc)
             return reused
         self._report(ProgressKind.STARTED, job.desc)
-        with contextlib.closing(self._src.get_blob(job.desc)) as raw:
+        source = io.BytesIO(job.data) if job.data is not None else self._src.get_blob(job.desc)
+        with contextlib.closing(source) as raw:
             result = self._stream(job, raw)
         self._report(ProgressKind.DONE, job.desc, job.desc.size, result.desc)
         log.info("copied blob %s -> %s", job.desc.digest, result.desc.digest)

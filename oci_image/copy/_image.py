@@ -179,12 +179,9 @@ class ImageCopier:
             if new_raw != raw and not self._can_modify():
                 raise PreserveDigestsError("copying the index would change its digest")
             try:
-                self.dest.put_manifest(new_raw, list_type, None)
+                return self._put_manifest(new_raw, list_type, None)
             except ManifestTypeRejectedError as exc:
                 errors.append(exc)
-                continue
-            self._report_manifest(new_raw, list_type)
-            return _Written(new_raw, list_type, manifest_digest(new_raw))
         raise errors[0] if errors else ConversionError("no index format could be written")
 
     # --- single images -------------------------------------------------------------
@@ -208,7 +205,8 @@ class ImageCopier:
         config_raw = self._read_config(manifest.config)
         config = self._parse_config(manifest, config_raw)
         diff_ids = self._expected_diff_ids(manifest, config)
-        jobs = {manifest.config.digest: BlobJob(manifest.config, is_config=True)}
+        jobs = {manifest.config.digest: BlobJob(manifest.config, is_config=True,
+                                                data=config_raw)}
         for i, layer in enumerate(manifest.layers):
             if layer.urls and self.dest.capabilities.accepts_foreign_layer_urls:
                 continue  # non-distributable: left where its URLs point, as skopeo does
@@ -297,14 +295,10 @@ class ImageCopier:
                     "the copy would change the manifest (format or layer compression), but "
                     "digests must be preserved (--preserve-digests or a signed image)")
             try:
-                self.dest.put_manifest(new_raw, target,
-                                       manifest_digest(new_raw) if instance else None)
+                return self._put_manifest(new_raw, target, instance)
             except ManifestTypeRejectedError as exc:
                 log.debug("destination refused %s: %s", target, exc)
                 errors.append(exc)
-                continue
-            self._report_manifest(new_raw, target)
-            return _Written(new_raw, target, manifest_digest(new_raw))
         raise errors[0] if errors else CopyError("no manifest format could be written")
 
     def _target_config(self, manifest: ImageManifest, target: str, config: Descriptor,
@@ -331,10 +325,7 @@ class ImageCopier:
             # Kept as it is (``dir:`` takes schema1): copy every fsLayer unchanged.
             unique = dict.fromkeys(d for d, _ in entries)
             self._run([BlobJob(_schema1_desc(d), size_known=False) for d in unique])
-            self.dest.put_manifest(raw, s1.media_type,
-                                   manifest_digest(raw) if instance else None)
-            self._report_manifest(raw, s1.media_type)
-            return _Written(raw, s1.media_type, manifest_digest(raw))
+            return self._put_manifest(raw, s1.media_type, instance)
         real = [d for d, throwaway in entries if not throwaway]
         unique = dict.fromkeys(real)
         jobs = [BlobJob(_schema1_desc(d), can_modify=True, need_diff_id=True, size_known=False)
@@ -402,10 +393,15 @@ class ImageCopier:
                             "store; use --remove-signatures to copy without them")
         self.dest.put_signatures(signatures, instance)
 
-    def _report_manifest(self, raw: bytes, media_type: str) -> None:
+    def _put_manifest(self, raw: bytes, media_type: str, instance: Digest | None
+                      ) -> _Written:
+        """Store a manifest (an index instance when ``instance`` is set) and report it."""
+        digest = manifest_digest(raw)
+        self.dest.put_manifest(raw, media_type, digest if instance else None)
         if self.progress is not None:
-            desc = Descriptor(media_type, manifest_digest(raw), len(raw))
+            desc = Descriptor(media_type, digest, len(raw))
             self.progress(ProgressEvent(ProgressKind.MANIFEST, desc, len(raw), desc))
+        return _Written(raw, media_type, digest)
 
 
 def _schema1_desc(digest: Digest) -> Descriptor:
