@@ -3,6 +3,9 @@ their own branches from the same root)::
 
     OCIError(Exception)
     ├── InvalidReferenceError(OCIError, ValueError)   a malformed image or transport reference
+    │   └── ShortNameError                            a short name that cannot be resolved safely
+    ├── ConfigError(OCIError, ValueError)             a malformed registries.conf / auth.json / ...
+    │   └── CredentialHelperError                     a docker-credential-* helper failed
     ├── SpecError(OCIError, ValueError)               malformed manifest / index / config / JSON
     │   ├── UnsupportedMediaTypeError                 a media type we cannot use here
     │   ├── UnsupportedDigestError                    a digest algorithm we cannot verify
@@ -13,13 +16,23 @@ their own branches from the same root)::
     │   └── DiffIDMismatchError                       a layer's uncompressed digest vs config
     ├── NotFoundError(OCIError, LookupError)
     │   ├── ManifestNotFoundError                     no such image / tag / instance
+    │   │   └── ManifestUnknownError(RegistryError, ManifestNotFoundError)
     │   ├── BlobNotFoundError
+    │   │   └── BlobUnknownError(RegistryError, BlobNotFoundError)
+    │   ├── NameUnknownError(RegistryError, NotFoundError)   no such repository
     │   └── NoMatchingPlatformError                   no instance of an index fits the platform
     ├── TransportError(OCIError)                      I/O with a source or destination
     │   ├── UnknownTransportError(TransportError, ValueError)
     │   ├── ArchiveError                              bad layout / archive / dir contents
     │   ├── UnsafePathError(ArchiveError)             a path that points outside its container
-    │   └── ManifestTypeRejectedError                 the destination refuses a manifest type
+    │   ├── ManifestTypeRejectedError                 the destination refuses a manifest type
+    │   ├── RegistryError                             a registry answered with an error
+    │   │   │                                         (status, codes, retry_after)
+    │   │   ├── AuthenticationError                   no or wrong credentials (401), 401 loops
+    │   │   ├── AccessDeniedError                     authenticated, but not allowed (403, DENIED)
+    │   │   └── TooManyRequestsError                  429, still after every retry
+    │   ├── NetworkError                              connection, TLS or timeout failure
+    │   └── BlockedRegistryError                      registries.conf blocks this registry
     └── CopyError(OCIError)                           the copy itself cannot go on
         ├── ConversionError                           a format change that cannot be made
         ├── PreserveDigestsError(ConversionError)     --preserve-digests forbids a change
@@ -35,23 +48,35 @@ credentials. ``OSError`` about a path the caller gave us propagates unchanged.
 from __future__ import annotations
 
 __all__ = [
+    "AccessDeniedError",
     "ArchiveError",
+    "AuthenticationError",
     "BlobNotFoundError",
+    "BlobUnknownError",
+    "BlockedRegistryError",
+    "ConfigError",
     "ContentTooLargeError",
     "ConversionError",
     "CopyCancelledError",
     "CopyError",
+    "CredentialHelperError",
     "DiffIDMismatchError",
     "DigestMismatchError",
     "InvalidReferenceError",
     "ManifestNotFoundError",
     "ManifestTypeRejectedError",
+    "ManifestUnknownError",
+    "NameUnknownError",
+    "NetworkError",
     "NoMatchingPlatformError",
     "NotFoundError",
     "OCIError",
     "PreserveDigestsError",
+    "RegistryError",
+    "ShortNameError",
     "SizeMismatchError",
     "SpecError",
+    "TooManyRequestsError",
     "TransportError",
     "UnknownTransportError",
     "UnsafePathError",
@@ -67,6 +92,20 @@ class OCIError(Exception):
 
 class InvalidReferenceError(OCIError, ValueError):
     """An image reference or a transport reference string is malformed."""
+
+
+class ShortNameError(InvalidReferenceError):
+    """A short name (``alpine``) that cannot be resolved to one registry safely
+    (``short-name-mode = "enforcing"`` with several candidates and no terminal)."""
+
+
+class ConfigError(OCIError, ValueError):
+    """A configuration file (registries.conf, auth.json, certs.d, storage.conf) is
+    malformed; the message names the file."""
+
+
+class CredentialHelperError(ConfigError):
+    """A ``docker-credential-*`` helper failed or answered nonsense."""
 
 
 class SpecError(OCIError, ValueError):
@@ -146,6 +185,55 @@ class UnsafePathError(ArchiveError):
 
 class ManifestTypeRejectedError(TransportError):
     """The destination cannot store a manifest of this media type (another may work)."""
+
+
+class RegistryError(TransportError):
+    """A registry answered a request with an error.
+
+    ``status`` is the HTTP status (``None`` when there was no answer), ``codes`` the
+    ``errors[].code`` values of the body (``("MANIFEST_UNKNOWN",)``), ``retry_after`` the
+    seconds a 429/503 asked us to wait. Messages never contain credentials or tokens.
+    """
+
+    def __init__(self, message: str, *, status: int | None = None,
+                 codes: tuple[str, ...] = (), retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.codes = codes
+        self.retry_after = retry_after
+
+
+class AuthenticationError(RegistryError):
+    """No credentials, wrong credentials, or a registry that keeps answering 401."""
+
+
+class AccessDeniedError(RegistryError):
+    """The credentials were accepted but do not allow this (403, ``DENIED``, a token
+    without the scope asked for)."""
+
+
+class TooManyRequestsError(RegistryError):
+    """429 Too Many Requests, still after every retry the budget allowed."""
+
+
+class ManifestUnknownError(RegistryError, ManifestNotFoundError):
+    """The registry has no such tag or manifest (``MANIFEST_UNKNOWN``, 404)."""
+
+
+class BlobUnknownError(RegistryError, BlobNotFoundError):
+    """The registry has no such blob (``BLOB_UNKNOWN``, 404)."""
+
+
+class NameUnknownError(RegistryError, NotFoundError):
+    """The registry has no such repository (``NAME_UNKNOWN``)."""
+
+
+class NetworkError(TransportError):
+    """A connection, TLS or timeout failure talking to a registry, after every retry."""
+
+
+class BlockedRegistryError(TransportError):
+    """registries.conf marks the registry (or the mirror's only source) as blocked."""
 
 
 class CopyError(OCIError):

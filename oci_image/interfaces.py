@@ -30,6 +30,7 @@ from typing import Protocol, runtime_checkable
 import attrs
 
 from .spec import Descriptor, Digest, Readable, Reference
+from .sysconfig.auth import Credentials
 
 __all__ = [
     "AcceptsSignatures",
@@ -42,6 +43,7 @@ __all__ = [
     "ImageTransport",
     "LayerCompression",
     "OpenOptions",
+    "RegistryOptions",
     "SupportsDelete",
     "SupportsListTags",
     "SupportsSignatures",
@@ -104,6 +106,48 @@ class BlobInfo:
 
 
 @attrs.frozen
+class RegistryOptions:
+    """How to reach registries (``docker://``): one side of a copy, as skopeo's
+    ``--src-*``/``--dest-*`` flags set it (containers/image's ``SystemContext``)."""
+
+    #: auth file to read and write instead of the default chain (``--authfile``)
+    auth_file: str | None = None
+    #: explicit credentials (``--creds``, ``--username``/``--password``)
+    credentials: Credentials | None = None
+    #: never send credentials (``--no-creds``)
+    no_credentials: bool = False
+    #: a bearer token to send as is (``--registry-token``)
+    registry_token: str | None = attrs.field(default=None, repr=False)
+    #: a directory of ``*.crt``/``*.cert``/``*.key`` used for every registry instead of
+    #: the per-host ``certs.d`` directories (``--cert-dir``)
+    cert_dir: str | None = None
+    #: roots of per-host ``<host[:port]>/`` certificate directories; ``None`` means
+    #: ``/etc/containers/certs.d``, ``/etc/docker/certs.d`` (and the user's)
+    certs_d_dirs: tuple[str, ...] | None = None
+    #: ``False`` allows plain HTTP and unverified TLS; ``None`` asks registries.conf
+    tls_verify: bool | None = None
+    #: registries.conf to read instead of the default one (``--registries-conf``)
+    registries_conf: str | None = None
+    #: retries for each request after the first try (``--retry-times``)
+    retry_times: int = 3
+    #: fixed delay between retries in seconds; ``None`` is exponential backoff from
+    #: ``retry_base_delay`` with jitter (``--retry-delay``)
+    retry_delay: float | None = None
+    retry_base_delay: float = 1.0
+    #: longest wait honoured, for backoff and for ``Retry-After``
+    retry_max_delay: float = 60.0
+    #: connect / read timeout of one request, seconds
+    timeout: float = 60.0
+    #: size of each PATCH of a chunked upload (the registry's
+    #: ``OCI-Chunk-Min-Length`` raises it); 0 uploads in one streamed PATCH
+    upload_chunk_size: int = 8 << 20
+    #: directory keeping partly downloaded blobs between runs; ``None``:
+    #: ``$XDG_CACHE_HOME/ocistack/partial-blobs``; ``""`` disables
+    partial_blob_dir: str | None = None
+    user_agent: str | None = None
+
+
+@attrs.frozen
 class OpenOptions:
     """Settings for opening a source or destination, grouped by concern.
 
@@ -122,6 +166,8 @@ class OpenOptions:
     #: extra ``name:tag`` entries for ``docker-archive:`` destinations
     #: (skopeo ``--additional-tag``)
     additional_tags: tuple[Reference, ...] = ()
+    #: registry access for ``docker://``
+    registry: RegistryOptions = RegistryOptions()
 
 
 @runtime_checkable
