@@ -25,7 +25,7 @@ from typing import IO, Any
 
 from . import __version__
 from .errors import InvalidReferenceError, OCIError
-from .interfaces import OpenOptions, SupportsDelete, SupportsListTags
+from .interfaces import OpenOptions, RegistryOptions, SupportsDelete, SupportsListTags
 from .spec import Compression, Platform, Reference, host_platform, manifest_digest
 from .spec._json import dumps
 
@@ -84,15 +84,21 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--progress", choices=["auto", "tty", "json", "lines", "none"],
                    default="auto",
                    help="progress output on stderr (auto: a bar on a terminal, else lines)")
-    c.add_argument("--retry-times", type=int, default=0,
-                   help="accepted for skopeo compatibility (local transports do not retry)")
+    _retry_flags(c)
+    c.add_argument("--partial-blob-dir", metavar="DIR",
+                   help="keep partly downloaded blobs here so that an interrupted pull "
+                        "resumes (default ~/.cache/ocistack/partial-blobs; '' disables)")
+    c.add_argument("--partial-blob-min-size", type=int, metavar="BYTES",
+                   help="only blobs this large use the partial-blob cache (default 64 MiB)")
+    _registry_flags(c, "src-")
+    _registry_flags(c, "dest-")
 
     i = sub.add_parser("inspect", help="show an image's metadata")
     i.add_argument("image")
     i.add_argument("--raw", action="store_true", help="the raw manifest (or config)")
     i.add_argument("--config", action="store_true", help="the image config")
     i.add_argument("-n", "--no-tags", action="store_true",
-                   help="accepted for skopeo compatibility")
+                   help="do not list the repository's tags (RepoTags)")
 
     m = sub.add_parser("manifest-digest", help="the digest of a manifest file")
     m.add_argument("manifest")
@@ -102,9 +108,107 @@ def _parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("delete", help="delete an image")
     d.add_argument("image")
-    for command in (c, i, m, lt, d):  # global flags also work after the command, as in skopeo
+    for command in (i, lt, d):
+        _retry_flags(command)
+        _registry_flags(command, "")
+
+    li = sub.add_parser("login", help="store credentials for a registry in auth.json")
+    li.add_argument("registry", help="HOST[:PORT][/NAMESPACE/REPO]")
+    li.add_argument("-u", "--username")
+    li.add_argument("-p", "--password")
+    li.add_argument("--password-stdin", action="store_true",
+                    help="read the password from standard input")
+    li.add_argument("--get-login", action="store_true",
+                    help="print the user name stored for the registry")
+    li.add_argument("--authfile", help="auth file to write (default: the containers one)")
+    li.add_argument("--cert-dir", help="TLS certificates for the registry")
+    li.add_argument("--tls-verify", type=_bool, default=None, metavar="BOOL",
+                    help="require HTTPS and verify certificates (default true)")
+    li.add_argument("--verify", type=_bool, default=True, metavar="BOOL",
+                    help="check the credentials with the registry before storing them")
+    lo = sub.add_parser("logout", help="remove stored credentials")
+    lo.add_argument("registry", nargs="?")
+    lo.add_argument("-a", "--all", action="store_true", help="remove every credential")
+    lo.add_argument("--authfile", help="auth file to edit")
+    for command in (c, i, m, lt, d, li, lo):  # global flags also work after the command
         _global_flags(command, suppress=True)
     return p
+
+
+def _retry_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--retry-times", type=int, default=None, metavar="N",
+                   help="retries of each registry request (default 3)")
+    p.add_argument("--retry-delay", type=float, default=None, metavar="SECONDS",
+                   help="fixed delay between retries (default: exponential backoff)")
+
+
+def _registry_flags(p: argparse.ArgumentParser, prefix: str) -> None:
+    """skopeo's per-side registry flags: ``--src-creds`` etc. (``prefix`` is ``src-``,
+    ``dest-`` or empty)."""
+    side = {"src-": "source ", "dest-": "destination ", "": ""}[prefix]
+    if prefix:  # copy: --authfile sets both sides, --src-authfile one
+        p.add_argument(f"--{prefix}authfile", metavar="PATH", help=f"{side}auth file")
+    else:
+        p.add_argument("--authfile", metavar="PATH", help="auth file")
+    p.add_argument(f"--{prefix}creds", metavar="USER[:PASSWORD]",
+                   help=f"{side}registry credentials")
+    p.add_argument(f"--{prefix}username", help=f"{side}registry user name")
+    p.add_argument(f"--{prefix}password", help=f"{side}registry password")
+    p.add_argument(f"--{prefix}no-creds", action="store_true",
+                   help=f"access the {side}registry anonymously")
+    p.add_argument(f"--{prefix}registry-token", metavar="TOKEN",
+                   help=f"bearer token for the {side}registry")
+    p.add_argument(f"--{prefix}cert-dir", metavar="DIR",
+                   help=f"*.crt, *.cert and *.key files for the {side}registry")
+    p.add_argument(f"--{prefix}tls-verify", type=_bool, default=None, metavar="BOOL",
+                   help=f"require HTTPS and verify certificates for the {side}registry "
+                        "(default: true, unless registries.conf says insecure)")
+    if prefix == "src-":
+        p.add_argument("--authfile", metavar="PATH", help="auth file for both sides")
+
+
+def _partial(args: argparse.Namespace, options: RegistryOptions) -> RegistryOptions:
+    import attrs
+
+    if args.partial_blob_dir is not None:
+        options = attrs.evolve(options, partial_blob_dir=args.partial_blob_dir)
+    if args.partial_blob_min_size is not None:
+        options = attrs.evolve(options, partial_blob_min_size=args.partial_blob_min_size)
+    return options
+
+
+def _registry_options(args: argparse.Namespace, prefix: str) -> RegistryOptions:
+    from .sysconfig.auth import Credentials
+
+    def get(name: str) -> Any:
+        return getattr(args, (prefix + name).replace("-", "_"), None)
+
+    creds = None
+    if get("creds"):
+        if get("username") or get("password"):
+            raise InvalidReferenceError(
+                f"--{prefix}creds and --{prefix}username/--{prefix}password conflict")
+        creds = Credentials.parse(get("creds"))
+    elif get("username"):
+        if get("password") is None:
+            raise InvalidReferenceError(f"--{prefix}username needs --{prefix}password")
+        creds = Credentials(get("username"), get("password"))
+    elif get("password") is not None:
+        raise InvalidReferenceError(f"--{prefix}password needs --{prefix}username")
+    kw: dict[str, Any] = {}
+    if getattr(args, "retry_times", None) is not None:
+        kw["retry_times"] = args.retry_times
+    if getattr(args, "retry_delay", None) is not None:
+        kw["retry_delay"] = args.retry_delay
+    return RegistryOptions(
+        auth_file=get("authfile") or getattr(args, "authfile", None),
+        credentials=creds,
+        no_credentials=bool(get("no_creds")),
+        registry_token=get("registry_token"),
+        cert_dir=get("cert_dir"),
+        tls_verify=get("tls_verify"),
+        registries_conf=getattr(args, "registries_conf", None),
+        **kw)
 
 
 def _global_flags(p: argparse.ArgumentParser, *, suppress: bool) -> None:
@@ -120,6 +224,8 @@ def _global_flags(p: argparse.ArgumentParser, *, suppress: bool) -> None:
     p.add_argument("--override-variant", metavar="VARIANT", default=default(None),
                    help="use VARIANT instead of the host's architecture variant")
     p.add_argument("--tmpdir", default=default(None), help="directory for temporary files")
+    p.add_argument("--registries-conf", metavar="PATH", default=default(None),
+                   help="registries.conf to use instead of the system one")
     p.add_argument("--insecure-policy", action="store_true", default=default(False),
                    help="accepted for skopeo compatibility (no signature policy yet)")
 
@@ -154,10 +260,12 @@ def _cmd_copy(args: argparse.Namespace) -> int:
         remove_signatures=args.remove_signatures,
         jobs=max(1, args.image_parallel_copies),
         verify_diff_ids=args.verify_diff_ids,
-        source_options=OpenOptions(tmp_dir=args.tmpdir, shared_blob_dir=args.src_shared_blob_dir),
+        source_options=OpenOptions(tmp_dir=args.tmpdir, shared_blob_dir=args.src_shared_blob_dir,
+                                   registry=_partial(args, _registry_options(args, "src-"))),
         dest_options=OpenOptions(tmp_dir=args.tmpdir, shared_blob_dir=args.dest_shared_blob_dir,
                                  accept_uncompressed_layers=args.dest_oci_accept_uncompressed_layers,
-                                 additional_tags=tags),
+                                 additional_tags=tags,
+                                 registry=_registry_options(args, "dest-")),
     )
     src, dst = parse_image_name(args.source), parse_image_name(args.destination)
     mode = "none" if args.quiet else args.progress
@@ -272,7 +380,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     from .transports import parse_image_name
 
     ref = parse_image_name(args.image)
-    options = OpenOptions(tmp_dir=args.tmpdir)
+    options = OpenOptions(tmp_dir=args.tmpdir, registry=_registry_options(args, ""))
     if args.raw or args.config:
         with open_image(ref, options, platform=_platform(args),
                         resolve_index=args.config) as img:
@@ -287,7 +395,11 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
                 raise OCIError(f"{args.image}: the image has no config")
             print(dumps(json.loads(converted), indent=4).decode())
             return 0
-    print(json.dumps(inspect_image(ref, options, platform=_platform(args)), indent=4))
+    info = inspect_image(ref, options, platform=_platform(args))
+    if not args.no_tags and isinstance(ref, SupportsListTags) \
+            and ref.transport.name == "docker":
+        info["RepoTags"] = ref.list_tags(options)
+    print(json.dumps(info, indent=4))
     return 0
 
 
@@ -303,7 +415,8 @@ def _cmd_list_tags(args: argparse.Namespace) -> int:
     if not isinstance(ref, SupportsListTags):
         raise InvalidReferenceError(
             f"transport {ref.transport.name!r} does not support listing tags")
-    tags = ref.list_tags(OpenOptions(tmp_dir=args.tmpdir))
+    tags = ref.list_tags(OpenOptions(tmp_dir=args.tmpdir,
+                                     registry=_registry_options(args, "")))
     out: dict[str, Any] = {}
     docker_ref = ref.docker_reference()
     if docker_ref is not None:
@@ -319,7 +432,56 @@ def _cmd_delete(args: argparse.Namespace) -> int:
     ref = parse_image_name(args.image)
     if not isinstance(ref, SupportsDelete):
         raise InvalidReferenceError(f"transport {ref.transport.name!r} does not support delete")
-    ref.delete(OpenOptions(tmp_dir=args.tmpdir))
+    ref.delete(OpenOptions(tmp_dir=args.tmpdir, registry=_registry_options(args, "")))
+    return 0
+
+
+def _cmd_login(args: argparse.Namespace) -> int:
+    from .sysconfig import auth
+
+    if args.get_login:
+        found = auth.lookup_credentials(*_split_registry(args.registry),
+                                        auth_file=args.authfile)
+        if found is None:
+            raise OCIError(f"not logged into {args.registry}")
+        print(found.username)
+        return 0
+    username = args.username or input("Username: ")
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    elif args.password is not None:
+        password = args.password
+    else:
+        import getpass
+
+        password = getpass.getpass("Password: ")
+    creds = auth.Credentials(username, password)
+    if args.verify:
+        from .transports.docker import verify_login
+
+        verify_login(args.registry, creds,
+                     RegistryOptions(cert_dir=args.cert_dir, tls_verify=args.tls_verify,
+                                     registries_conf=args.registries_conf))
+    path = auth.login(args.registry, creds, auth_file=args.authfile)
+    print(f"Login Succeeded! (credentials stored in {path})", file=sys.stderr)
+    return 0
+
+
+def _split_registry(value: str) -> tuple[str, str | None]:
+    host, _, repo = value.partition("/")
+    return host, repo or None
+
+
+def _cmd_logout(args: argparse.Namespace) -> int:
+    from .sysconfig import auth
+
+    if not args.all and not args.registry:
+        raise InvalidReferenceError("logout needs a registry or --all")
+    removed = auth.logout(args.registry or "", auth_file=args.authfile, all=args.all)
+    if not removed and not args.all:
+        raise OCIError(f"not logged into {args.registry}")
+    print("Removed login credentials" + (" for all registries" if args.all
+                                         else f" for {args.registry}"), file=sys.stderr)
     return 0
 
 
@@ -329,6 +491,8 @@ _COMMANDS = {
     "manifest-digest": _cmd_manifest_digest,
     "list-tags": _cmd_list_tags,
     "delete": _cmd_delete,
+    "login": _cmd_login,
+    "logout": _cmd_logout,
 }
 
 

@@ -83,6 +83,7 @@ __all__ = [
     "UnsupportedDigestError",
     "UnsupportedMediaTypeError",
     "VerificationError",
+    "is_transient",
 ]
 
 
@@ -250,3 +251,19 @@ class PreserveDigestsError(ConversionError):
 
 class CopyCancelledError(CopyError):
     """The copy was cancelled by the caller."""
+
+
+#: HTTP statuses worth trying again
+TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether doing the same thing again may succeed: a network failure, or a registry
+    answer such as 429 or 503 (not an authentication, not-found or verification
+    failure)."""
+    if isinstance(exc, NetworkError):
+        return True
+    if isinstance(exc, RegistryError):
+        return exc.status in TRANSIENT_STATUSES or bool(
+            {"BLOB_UPLOAD_UNKNOWN", "BLOB_UPLOAD_INVALID", "TOOMANYREQUESTS"} & set(exc.codes))
+    return False

@@ -144,6 +144,9 @@ class RegistryOptions:
     #: directory keeping partly downloaded blobs between runs; ``None``:
     #: ``$XDG_CACHE_HOME/ocistack/partial-blobs``; ``""`` disables
     partial_blob_dir: str | None = None
+    #: only blobs at least this large go through the partial-blob cache (writing the
+    #: copy costs about a tenth of a pull; smaller blobs are cheaper to fetch again)
+    partial_blob_min_size: int = 64 << 20
     user_agent: str | None = None
 
 

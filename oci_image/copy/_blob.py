@@ -19,9 +19,11 @@ follows the interface contract never makes a bad blob visible.
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import logging
 import threading
+import time
 from collections.abc import Callable
 from enum import Enum
 
@@ -37,7 +39,7 @@ from .._blobio import (
     PeekReader,
     detect_compression,
 )
-from ..errors import DiffIDMismatchError, TransportError
+from ..errors import DiffIDMismatchError, OCIError, TransportError, is_transient
 from ..interfaces import BlobInfo, ImageDestination, ImageSource, LayerCompression
 from ..spec import (
     Compression,
@@ -208,7 +210,9 @@ class _EndGuard:
             if exc.args and str(exc).startswith(self._name):
                 raise
             self._source.read_all_and_verify()  # a digest mismatch is the real cause
-            raise type(exc)(f"{self._name}: {exc}") from exc
+            renamed = copy.copy(exc)  # keeps attributes such as a registry status
+            renamed.args = (f"{self._name}: {exc}",)
+            raise renamed from exc
         return data
 
 
@@ -235,9 +239,22 @@ class BlobCopier:
             self._report(ProgressKind.SKIPPED, job.desc, job.desc.size, reused.desc)
             return reused
         self._report(ProgressKind.STARTED, job.desc)
-        source = io.BytesIO(job.data) if job.data is not None else self._src.get_blob(job.desc)
-        with contextlib.closing(source) as raw:
-            result = self._stream(job, raw)
+        attempt = 0
+        while True:
+            source = (io.BytesIO(job.data) if job.data is not None
+                      else self._src.get_blob(job.desc))
+            try:
+                with contextlib.closing(source) as raw:
+                    result = self._stream(job, raw)
+                break
+            except OCIError as exc:
+                if not is_transient(exc) or attempt >= self._options.blob_retries:
+                    raise
+                attempt += 1
+                log.warning("copying %s failed (%s); starting it again (%d/%d)",
+                            job.desc.digest, exc, attempt, self._options.blob_retries)
+                self._report(ProgressKind.STARTED, job.desc)
+                time.sleep(min(2.0 ** (attempt - 1), 10.0))
         self._report(ProgressKind.DONE, job.desc, job.desc.size, result.desc)
         log.info("copied blob %s -> %s", job.desc.digest, result.desc.digest)
         return result

@@ -80,6 +80,10 @@ class CopyOptions:
     #: check each layer's uncompressed digest against the config's diff_ids (costs a
     #: decompression of layers that are otherwise copied as they are)
     verify_diff_ids: bool = True
+    #: times a blob is copied again, from the start, after a transient failure
+    #: (:func:`~oci_image.errors.is_transient`: a connection reset during an upload,
+    #: a 5xx/429 that outlived the request's own retries)
+    blob_retries: int = attrs.field(default=2, validator=attrs.validators.ge(0))
     #: options for opening the source
     source_options: OpenOptions | None = None
     #: options for opening the destination

@@ -28,6 +28,7 @@ __all__ = [
 # Keep sorted (a test checks): name -> "module:attribute" of an ImageTransport instance.
 _BUILTIN: Final[dict[str, str]] = {
     "dir": "oci_image.transports.dir:TRANSPORT",
+    "docker": "oci_image.transports.docker:TRANSPORT",
     "docker-archive": "oci_image.transports.docker_archive:TRANSPORT",
     "oci": "oci_image.transports.oci:TRANSPORT",
     "oci-archive": "oci_image.transports.oci_archive:TRANSPORT",

@@ -1,0 +1,156 @@
+#!/usr/bin/env python3
+"""Registry transfers, ours next to skopeo's, in one run on one machine.
+
+Starts a private `docker-registry` on a loopback port (plain HTTP, data on the work
+directory), builds the same ~200 MB, 5-layer gzip image as copy_bench.py, and times:
+
+* pull:        docker://REG/bench:1 -> oci:OUT:x (a fresh layout every run)
+* push:        oci:SRC:bench -> docker://REG/<fresh repository>:1 (nothing to mount:
+               our blob-location cache and skopeo's blob-info cache start empty)
+* no-op pull:  the pull again into a layout that already has every blob
+
+Each case alternates the two tools over --runs runs and reports median wall seconds,
+the ratio ours/skopeo and the peak RSS. Our pulls verify every layer's diff_id (a
+decompression skopeo does not do); the "pull, no diff_id check" row shows the cost of
+that check. Partial-blob caching applies to blobs of 64 MiB and more (none here); the
+"pull, partial cache forced" row forces it on every layer to show what it costs.
+
+    python benchmarks/registry_bench.py [--size-mb 200] [--runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+from copy_bench import build_image_in_child, measure, ours_argv, skopeo_argv  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_registry(work: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    config = {
+        "version": 0.1,
+        "log": {"level": "error", "accesslog": {"disabled": True}},
+        "storage": {"filesystem": {"rootdirectory": str(work / "registry")},
+                    "delete": {"enabled": True}},
+        "http": {"addr": f"127.0.0.1:{port}", "secret": "bench"},
+    }
+    path = work / "registry.json"
+    path.write_text(json.dumps(config))
+    proc = subprocess.Popen(["docker-registry", "serve", str(path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1):
+                return proc, f"127.0.0.1:{port}"
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise SystemExit("docker-registry did not start")
+
+
+def run_case(name: str, runs: int, ours: list[str], skopeo: list[str], work: Path,
+             env: dict[str, str], prepare: dict[str, object] | None = None,
+             fresh: bool = True, tools: tuple[str, ...] = ("ours", "skopeo")
+             ) -> dict[str, object]:
+    results: dict[str, list[tuple[float, int]]] = {t: [] for t in tools}
+    for i in range(runs):
+        order = tools if i % 2 == 0 else tuple(reversed(tools))
+        for tool in order:
+            out = work / f"out-{tool}"
+            if fresh and out.exists():
+                shutil.rmtree(out)
+            out.mkdir(exist_ok=True)
+            tag = f"{tool}{i}{time.monotonic_ns()}"
+            args = [a.format(out=out, tag=tag) for a in (ours if tool == "ours" else skopeo)]
+            run_env = dict(env)
+            if tool == "ours":
+                # an empty cache: no blob-location records, so pushes really upload
+                run_env["XDG_CACHE_HOME"] = str(work / f"cache-{tag}")
+            argv = ours_argv(args) if tool == "ours" else skopeo_argv(args, work)
+            results[tool].append(measure(argv, run_env))
+    row: dict[str, object] = {"case": name}
+    for tool, values in results.items():
+        row[f"{tool}_s"] = statistics.median(t for t, _ in values)
+        row[f"{tool}_rss_mib"] = max(r for _, r in values) / 1024
+    if "skopeo" in results:
+        row["ratio"] = float(row["ours_s"]) / float(row["skopeo_s"])  # type: ignore[arg-type]
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--size-mb", type=int, default=200)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--workdir", default="/dev/shm" if Path("/dev/shm").is_dir() else None)
+    args = parser.parse_args()
+    for tool in ("skopeo", "docker-registry"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"{tool} is not installed (make peers)")
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    work = Path(tempfile.mkdtemp(prefix="oci-regbench-", dir=args.workdir))
+    proc = None
+    try:
+        src, compressed, uncompressed = build_image_in_child(work, args.size_mb, seed=1)
+        proc, reg = start_registry(work)
+        print(f"image: 5 layers, {compressed / 2**20:.0f} MiB compressed, "
+              f"{uncompressed / 2**20:.0f} MiB uncompressed; registry {reg}, "
+              f"all on {args.workdir or 'the default tmp dir'}")
+        seed = subprocess.run(ours_argv(["copy", "--quiet", "--dest-tls-verify=false", src,
+                                         f"docker://{reg}/bench:1"]), env=env, check=False)
+        if seed.returncode:
+            raise SystemExit("seeding the registry failed")
+        pull_ours = ["copy", "--quiet", "--src-tls-verify=false", f"docker://{reg}/bench:1",
+                     "oci:{out}:x"]
+        pull_skopeo = list(pull_ours)
+        push = ["copy", "--quiet", "--dest-tls-verify=false", src,
+                f"docker://{reg}/push-{{tag}}:1"]
+        rows = [
+            run_case("pull", args.runs, pull_ours, pull_skopeo, work, env),
+            run_case("push", args.runs, push, push, work, env),
+            run_case("no-op re-pull", args.runs, pull_ours, pull_skopeo, work, env,
+                     fresh=False),
+            run_case("pull, no diff_id check", args.runs,
+                     [*pull_ours[:2], "--no-verify-diff-ids", *pull_ours[2:]], pull_skopeo,
+                     work, env),
+            run_case("pull, partial cache forced", args.runs,
+                     [*pull_ours[:2], "--partial-blob-min-size", "0", *pull_ours[2:]],
+                     pull_skopeo, work, env),
+        ]
+        print(f"\n{'case':<28}{'ours s':>9}{'skopeo s':>10}{'ratio':>8}"
+              f"{'ours RSS':>11}{'skopeo RSS':>12}")
+        for row in rows:
+            print(f"{row['case']:<28}{row['ours_s']:>9.2f}{row['skopeo_s']:>10.2f}"
+                  f"{row['ratio']:>8.2f}{row['ours_rss_mib']:>8.0f} MiB"
+                  f"{row['skopeo_rss_mib']:>8.0f} MiB")
+    finally:
+        if proc is not None:
+            proc.terminate()
+            proc.wait()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
