@@ -208,6 +208,7 @@ def _registry_options(args: argparse.Namespace, prefix: str) -> RegistryOptions:
         cert_dir=get("cert_dir"),
         tls_verify=get("tls_verify"),
         registries_conf=getattr(args, "registries_conf", None),
+        registries_conf_dir=getattr(args, "registries_conf_dir", None),
         **kw)
 
 
@@ -226,6 +227,9 @@ def _global_flags(p: argparse.ArgumentParser, *, suppress: bool) -> None:
     p.add_argument("--tmpdir", default=default(None), help="directory for temporary files")
     p.add_argument("--registries-conf", metavar="PATH", default=default(None),
                    help="registries.conf to use instead of the system one")
+    p.add_argument("--registries-conf-dir", metavar="DIR", default=default(None),
+                   help="registries.conf.d drop-in directory to use instead of the "
+                        "system and user ones")
     p.add_argument("--insecure-policy", action="store_true", default=default(False),
                    help="accepted for skopeo compatibility (no signature policy yet)")
 
@@ -461,7 +465,8 @@ def _cmd_login(args: argparse.Namespace) -> int:
 
         verify_login(args.registry, creds,
                      RegistryOptions(cert_dir=args.cert_dir, tls_verify=args.tls_verify,
-                                     registries_conf=args.registries_conf))
+                                     registries_conf=args.registries_conf,
+                                     registries_conf_dir=args.registries_conf_dir))
     path = auth.login(args.registry, creds, auth_file=args.authfile)
     print(f"Login Succeeded! (credentials stored in {path})", file=sys.stderr)
     return 0

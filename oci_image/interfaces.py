@@ -128,6 +128,8 @@ class RegistryOptions:
     tls_verify: bool | None = None
     #: registries.conf to read instead of the default one (``--registries-conf``)
     registries_conf: str | None = None
+    #: drop-in directory to read instead of the system and user ``registries.conf.d``
+    registries_conf_dir: str | None = None
     #: retries for each request after the first try (``--retry-times``)
     retry_times: int = 3
     #: fixed delay between retries in seconds; ``None`` is exponential backoff from
@@ -138,9 +140,10 @@ class RegistryOptions:
     retry_max_delay: float = 60.0
     #: connect / read timeout of one request, seconds
     timeout: float = 60.0
-    #: size of each PATCH of a chunked upload (the registry's
-    #: ``OCI-Chunk-Min-Length`` raises it); 0 uploads in one streamed PATCH
-    upload_chunk_size: int = 8 << 20
+    #: upload in PATCH requests of this many bytes (raised to the registry's
+    #: ``OCI-Chunk-Min-Length``), for registries or proxies that limit request sizes;
+    #: 0 (the default) sends each blob in one streamed request, as skopeo does
+    upload_chunk_size: int = 0
     #: directory keeping partly downloaded blobs between runs; ``None``:
     #: ``$XDG_CACHE_HOME/ocistack/partial-blobs``; ``""`` disables
     partial_blob_dir: str | None = None

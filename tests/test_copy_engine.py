@@ -335,3 +335,13 @@ def test_dir_signatures_are_copied_or_refused(tmp_path: Path) -> None:
     copy_image(f"dir:{tmp_path}/signed", f"oci:{tmp_path}/o:x",
                CopyOptions(remove_signatures=True))
     validate_image(f"oci:{tmp_path}/o:x")
+
+
+def test_skipping_present_blobs_keeps_the_manifest(tmp_path: Path) -> None:
+    """Blobs already in the destination are skipped, but their descriptors (with layer
+    annotations) stay as in the source manifest: the copy's digest does not change."""
+    image = random_image(seed=77)  # OCI, with layer annotations
+    first = copy_image(image.reference, f"oci:{tmp_path}/l:a")
+    second = copy_image(image.reference, f"oci:{tmp_path}/l:b")
+    assert second.blobs_skipped == first.blobs_copied
+    assert first.manifest_digest == second.manifest_digest == image.digest

@@ -270,14 +270,21 @@ class BlobCopier:
         if job.can_modify and compression is not None:
             detected = "none" if compression is Compression.NONE else compression.value
             op, _ = plan_layer_op(detected, desire, self._options)
+        # The result keeps the source descriptor's annotations, urls and media type, as
+        # a copied blob does: only digest and size come from the destination, so that
+        # skipping a blob never changes the manifest.
         if op is LayerOp.PRESERVE and not job.need_diff_id:
             found = self._dest.has_blob(job.blob_info())
             if found is not None:
-                return BlobResult(found, None, None, skipped=True)
+                return BlobResult(attrs.evolve(desc, digest=found.digest, size=found.size),
+                                  None, None, skipped=True)
         if op is LayerOp.DECOMPRESS and job.expected_diff_id is not None:
             found = self._dest.has_blob(BlobInfo(desc.media_type, job.expected_diff_id))
             if found is not None:
-                return BlobResult(found, Compression.NONE, job.expected_diff_id, skipped=True)
+                reused = attrs.evolve(desc, digest=found.digest, size=found.size, urls=(),
+                                      data=None)
+                return BlobResult(reused, Compression.NONE, job.expected_diff_id,
+                                  skipped=True)
         return None
 
     def _stream(self, job: BlobJob, raw: Readable) -> BlobResult:

@@ -136,7 +136,7 @@ class DockerDestination:
         verified = ensure_verifying(stream, info)
         what = f"blob {info.digest or '(new)'} to {self._repo.display}"
         digest, size = upload_blob(self._repo.client, self._repo.path, self._repo.scopes,
-                                   verified, info.digest, what)
+                                   verified, info.digest, info.size, what)
         locations().record([digest], self._repo.client.host, self._repo.path)
         return Descriptor(info.media_type, digest, size)
 

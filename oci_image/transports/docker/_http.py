@@ -176,6 +176,14 @@ class RegistryClient:
                 self.auth.invalidate(scopes)
                 _discard(response)
                 continue
+            if bearer is not None and bearer.params.get("error") == "insufficient_scope" \
+                    and self.auth.has_credentials:
+                # authenticated, and the token server gave fewer rights than asked for
+                _discard(response)
+                raise AccessDeniedError(
+                    f"{self.host}: access to {bearer.params.get('scope') or 'this resource'}"
+                    f" denied for these credentials (insufficient_scope)", status=401,
+                    codes=("DENIED",))
             return response
 
     def _send_with_retries(self, method: str, url: str, headers: dict[str, str],

@@ -38,7 +38,8 @@ class Session:
     @property
     def config(self) -> RegistriesConfig:
         if self._config is None:
-            self._config = load_registries_config(self.options.registries_conf)
+            self._config = load_registries_config(self.options.registries_conf,
+                                                  conf_dir=self.options.registries_conf_dir)
         return self._config
 
     def check_blocked(self, ref: Reference) -> None:

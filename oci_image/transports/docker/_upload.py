@@ -76,7 +76,8 @@ class _Stream:
 
 
 def upload_blob(client: RegistryClient, repo: str, scopes: frozenset[str],
-                stream: VerifiedStream, digest: Digest | None, what: str) -> tuple[Digest, int]:
+                stream: VerifiedStream, digest: Digest | None, size: int | None,
+                what: str) -> tuple[Digest, int]:
     """Upload ``stream`` into ``repo``; return the digest and size the registry stored.
 
     Requests without a body are retried by the client. A failure while data is being
@@ -85,7 +86,8 @@ def upload_blob(client: RegistryClient, repo: str, scopes: frozenset[str],
     """
     location = _start(client, repo, scopes, what)
     try:
-        return _one_upload(client, scopes, _Stream(stream), stream, digest, what, location)
+        return _one_upload(client, scopes, _Stream(stream), stream, digest, size, what,
+                           location)
     except BaseException:
         _cancel(client, location, scopes)
         raise
@@ -109,12 +111,16 @@ _OCTET: Final = {"Content-Type": "application/octet-stream"}
 
 
 def _one_upload(client: RegistryClient, scopes: frozenset[str], data: _Stream,
-                stream: VerifiedStream, digest: Digest | None, what: str,
-                location: str) -> tuple[Digest, int]:
+                stream: VerifiedStream, digest: Digest | None, size: int | None,
+                what: str, location: str) -> tuple[Digest, int]:
     chunk_size = client.options.upload_chunk_size
     if chunk_size <= 0 and digest is not None:
-        # monolithic: the PUT carries the stream; its digest was announced
-        final = _send(client, "PUT", _with_digest(location, digest), scopes, _OCTET,
+        # monolithic: the PUT carries the stream; its digest (and size) were announced.
+        # The stream raises before its end if it is longer or shorter than announced.
+        headers = dict(_OCTET)
+        if size is not None:
+            headers["Content-Length"] = str(size)
+        final = _send(client, "PUT", _with_digest(location, digest), scopes, headers,
                       data.pieces(), what)
     else:
         if chunk_size > 0:
