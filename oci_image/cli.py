@@ -444,12 +444,13 @@ def _cmd_login(args: argparse.Namespace) -> int:
     from .sysconfig import auth
 
     if args.get_login:
-        found = auth.lookup_credentials(*_split_registry(args.registry),
+        found = auth.lookup_credentials(*_split_registry(_strip_url(args.registry)),
                                         auth_file=args.authfile)
         if found is None:
             raise OCIError(f"not logged into {args.registry}")
         print(found.username)
         return 0
+    registry = _strip_url(args.registry)
     username = args.username or input("Username: ")
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\n")
@@ -463,13 +464,21 @@ def _cmd_login(args: argparse.Namespace) -> int:
     if args.verify:
         from .transports.docker import verify_login
 
-        verify_login(args.registry, creds,
+        verify_login(registry, creds,
                      RegistryOptions(cert_dir=args.cert_dir, tls_verify=args.tls_verify,
                                      registries_conf=args.registries_conf,
                                      registries_conf_dir=args.registries_conf_dir))
-    path = auth.login(args.registry, creds, auth_file=args.authfile)
+    path = auth.login(registry, creds, auth_file=args.authfile)
     print(f"Login Succeeded! (credentials stored in {path})", file=sys.stderr)
     return 0
+
+
+def _strip_url(value: str) -> str:
+    """``https://quay.io/`` -> ``quay.io`` (skopeo's login accepts URLs)."""
+    for scheme in ("https://", "http://"):
+        if value.startswith(scheme):
+            value = value[len(scheme):]
+    return value.rstrip("/")
 
 
 def _split_registry(value: str) -> tuple[str, str | None]:
@@ -482,7 +491,8 @@ def _cmd_logout(args: argparse.Namespace) -> int:
 
     if not args.all and not args.registry:
         raise InvalidReferenceError("logout needs a registry or --all")
-    removed = auth.logout(args.registry or "", auth_file=args.authfile, all=args.all)
+    removed = auth.logout(_strip_url(args.registry or ""), auth_file=args.authfile,
+                          all=args.all)
     if not removed and not args.all:
         raise OCIError(f"not logged into {args.registry}")
     print("Removed login credentials" + (" for all registries" if args.all

@@ -75,8 +75,9 @@ class RegistryClient:
         self.options = options
         self.insecure = insecure
         self._net_host = endpoint_host(host)
+        # certs.d is looked up by the reference's domain (docker.io), as containers/image
         verify: ssl.SSLContext = tls_context(
-            self._net_host, cert_dir=options.cert_dir, certs_d_dirs=options.certs_d_dirs,
+            host, cert_dir=options.cert_dir, certs_d_dirs=options.certs_d_dirs,
             verify=not insecure)
         self._http = httpx.Client(
             verify=verify, follow_redirects=False, trust_env=False,

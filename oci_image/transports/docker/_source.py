@@ -52,7 +52,6 @@ class DockerSource:
 
     def _first_source(self) -> tuple[Repository, tuple[bytes, str]]:
         ref = self._ref.ref
-        self._session.check_blocked(ref)
         wanted = str(ref.digest) if ref.digest is not None else (ref.tag or "latest")
         errors: list[OCIError] = []
         sources = pull_sources(self._session.config, ref)
