@@ -72,7 +72,7 @@ class LocalRegistry:
     @staticmethod
     def _ready(port: int) -> bool:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/",  # noqa: S310
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/",
                                         timeout=1) as response:
                 return bool(response.status == 200)
         except OSError:
