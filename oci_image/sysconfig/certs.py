@@ -78,8 +78,11 @@ def tls_context(host: str, *, cert_dir: str | None = None,
     """A client context for ``host``: the system trust store plus the directory's CAs and
     client certificate. ``verify=False`` checks neither the chain nor the host name (the
     files are still read, and a broken pair is still an error, as in c/image)."""
-    context = ssl.create_default_context()
-    if not verify:
+    if verify:
+        context = ssl.create_default_context()
+    else:
+        # nothing is verified, so the system trust store is not loaded (it costs ~30 ms)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     for directory in certs_dirs_for(host, cert_dir=cert_dir, certs_d_dirs=certs_d_dirs,

@@ -219,9 +219,8 @@ class Authenticator:
         if creds is not None and not creds.identity_token:
             params["account"] = creds.username
             basic = (creds.username, creds.password)
-        query = httpx.QueryParams(params).merge({}).multi_items()
-        query_params = dict(query)
-        url = httpx.URL(realm, params=query_params)
+        # merge, not replace: a realm may carry its own query
+        url = httpx.URL(realm).copy_merge_params(params)
         if scopes:
             url = url.copy_merge_params([("scope", s) for s in sorted(scopes)])
         return self._fetch("GET", str(url), {}, None, basic)
