@@ -41,7 +41,9 @@ def python_files(package: str) -> list[Path]:
 
 def test_storage_and_runtime_do_not_import_httpx() -> None:
     code = ("import sys, oci_storage, oci_runtime, oci_image, oci_image.copy, oci_image.image, "
-            "oci_image.validate, oci_image.cli\n"
+            "oci_image.validate, oci_image.cli, oci_image.sysconfig.auth, "
+            "oci_image.sysconfig.registries, oci_image.sysconfig.certs, "
+            "oci_image.testing.registry\n"
             "from oci_image.transports import get_transport\n"
             "for name in ('oci', 'oci-archive', 'docker-archive', 'dir'): get_transport(name)\n"
             "print('httpx' in sys.modules)")
@@ -124,3 +126,11 @@ def test_every_error_is_an_oci_error_and_documented() -> None:
             continue  # is_transient
         assert issubclass(cls, errors.OCIError)
         assert name in doc, f"{name} missing from the tree in the errors docstring"
+
+
+def test_only_the_docker_transport_imports_httpx() -> None:
+    for package in PACKAGES:
+        for path in python_files(package):
+            if "transports/docker" in path.as_posix():
+                continue
+            assert not any(n.split(".")[0] == "httpx" for n in imports_of(path)), path

@@ -210,7 +210,7 @@ class BlobReader:
             response.close()
             raise
         self._response = response
-        self._chunks = response.iter_raw(1 << 20)
+        self._chunks = response.iter_raw()  # as the network delivers: no re-chunking copy
 
     def _check_range(self, response: httpx.Response, offset: int) -> None:
         match = _CONTENT_RANGE.match(response.headers.get("content-range", ""))
