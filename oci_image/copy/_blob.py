@@ -39,7 +39,14 @@ from .._blobio import (
     PeekReader,
     detect_compression,
 )
-from ..errors import DiffIDMismatchError, OCIError, TransportError, is_transient
+from ..errors import (
+    DiffIDMismatchError,
+    NetworkError,
+    OCIError,
+    RegistryError,
+    TransportError,
+    is_transient,
+)
 from ..interfaces import BlobInfo, ImageDestination, ImageSource, LayerCompression
 from ..spec import (
     Compression,
@@ -209,7 +216,10 @@ class _EndGuard:
         except TransportError as exc:
             if exc.args and str(exc).startswith(self._name):
                 raise
-            self._source.read_all_and_verify()  # a digest mismatch is the real cause
+            if not isinstance(exc, (NetworkError, RegistryError)):
+                # a decompressor choking: a digest mismatch of the source is the real cause
+                # (a network failure is its own cause: reading on would only retry it)
+                self._source.read_all_and_verify()
             renamed = copy.copy(exc)  # keeps attributes such as a registry status
             renamed.args = (f"{self._name}: {exc}",)
             raise renamed from exc
