@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -29,13 +30,19 @@ def test_demo(tmp_path: Path) -> None:
         from tests.peers import require
 
         require("busybox")
+    from tests.peers import require
+
+    require("docker-registry")
     out = run("demo.py", str(tmp_path / "out"))
     assert "config digest the same at every stop: True" in out
+    assert "manifest digest unchanged through the registry: True" in out
+    assert "pulled again: 3 blobs already present, 0 downloaded" in out
     inspect_start = out.index("{")
     inspected = json.loads(out[inspect_start:out.index("\n}", inspect_start) + 2])
     assert inspected["Env"] == ["PATH=/bin", "GREETING=hello"]
     for ref in (f"oci:{tmp_path}/out/layout:demo", f"docker-archive:{tmp_path}/out/demo.tar",
-                f"dir:{tmp_path}/out/dir", f"oci:{tmp_path}/out/layout:roundtrip"):
+                f"dir:{tmp_path}/out/dir", f"oci:{tmp_path}/out/layout:roundtrip",
+                f"oci:{tmp_path}/out/pulled:demo"):
         validate_image(ref)
 
 
@@ -70,3 +77,24 @@ def test_asyncio_copy(tmp_path: Path, timeout: str, expected: str) -> None:
                                         out.startswith("finished just in time"))
     if expected == "cancelled" and out.startswith("cancelled"):
         assert not (tmp_path / "dst").exists()
+
+
+def test_sync_repository(registry: Any, tmp_path: Path) -> None:
+    from oci_image.interfaces import OpenOptions, RegistryOptions
+
+    plain = OpenOptions(registry=RegistryOptions(tls_verify=False))
+    for seed, tag in ((11, "v1"), (12, "v2")):
+        random_image(seed=seed).write_to(f"docker://{registry.host}/sync/src:{tag}",
+                                         CopyOptions(dest_options=plain))
+    random_index(seed=13).write_to(f"docker://{registry.host}/sync/src:multi",
+                                   CopyOptions(dest_options=plain, multi_arch=MultiArch.ALL))
+    out = run("sync_repository.py", f"docker://{registry.host}/sync/src",
+              f"docker://{registry.host}/sync/dst", "--tls-verify=false")
+    assert "3 tags" in out
+    assert "FAILED" not in out
+    assert sorted(registry.tags("sync/dst")) == ["multi", "v1", "v2"]
+    assert validate_image(f"docker://{registry.host}/sync/dst:multi", plain).manifests == 4
+    again = run("sync_repository.py", f"docker://{registry.host}/sync/src",
+                f"oci:{tmp_path}/layout", "--tls-verify=false")
+    assert again.count("sha256:") == 3
+    validate_image(f"oci:{tmp_path}/layout:v2")
