@@ -69,6 +69,30 @@ def run_case(name: str, runs: int, ours: list[str], skopeo: list[str], work: Pat
     return row
 
 
+NOOP_SNIPPET = """
+import statistics, sys, time
+from oci_image.copy import CopyOptions, copy_image
+from oci_image.interfaces import OpenOptions, RegistryOptions
+opts = CopyOptions(source_options=OpenOptions(registry=RegistryOptions(tls_verify=False)))
+src, dst = sys.argv[1], sys.argv[2]
+copy_image(src, dst, opts)
+times = []
+for _ in range(5):
+    t = time.perf_counter()
+    copy_image(src, dst, opts)
+    times.append(time.perf_counter() - t)
+print(statistics.median(times))
+"""
+
+
+def noop_in_process(reg: str, work: Path, env: dict[str, str]) -> float:
+    """The no-op re-pull as an agent embedding the library sees it."""
+    out = subprocess.run([sys.executable, "-c", NOOP_SNIPPET, f"docker://{reg}/bench:1",
+                          f"oci:{work}/noop-api:x"], env=env, check=True,
+                         capture_output=True, text=True)
+    return float(out.stdout.strip())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -113,12 +137,15 @@ def main() -> None:
                      [*pull_ours[:2], "--partial-blob-min-size", "0", *pull_ours[2:]],
                      pull_skopeo, work, env),
         ]
+        in_process = noop_in_process(reg, work, env)
         print(f"\n{'case':<28}{'ours s':>9}{'skopeo s':>10}{'ratio':>8}"
               f"{'ours RSS':>11}{'skopeo RSS':>12}")
         for row in rows:
             print(f"{row['case']:<28}{row['ours_s']:>9.2f}{row['skopeo_s']:>10.2f}"
                   f"{row['ratio']:>8.2f}{row['ours_rss_mib']:>8.0f} MiB"
                   f"{row['skopeo_rss_mib']:>8.0f} MiB")
+        print(f"\nno-op re-pull through the API in a running process (no interpreter start, "
+              f"no imports): {in_process:.3f} s (median of 5)")
     finally:
         registry.stop()
         shutil.rmtree(work, ignore_errors=True)
