@@ -154,6 +154,11 @@ class RegistryClient:
                                                retries=None if retry else 0)
             if response.status_code != 401 or self.options.registry_token is not None:
                 return response
+            if not retry and content is not None and not isinstance(content, bytes):
+                # a one-pass body is spent: renew the token and let the caller start over
+                self.auth.invalidate(scopes)
+                _discard(response)
+                raise NetworkError(f"{self.host}: authorization expired while sending data")
             challenges = parse_challenges(response.headers.get_list("www-authenticate"))
             bearer = next((c for c in challenges if c.scheme == "bearer"), None)
             if self.auth.scheme is None and challenges:
@@ -199,7 +204,12 @@ class RegistryClient:
                                                 allow_auth=allow_auth, stream=stream)
             except httpx.HTTPError as exc:
                 if _is_certificate_error(exc) or last:
-                    raise wrap_network_error(self.host, exc) from exc
+                    error = wrap_network_error(self.host, exc)
+                    if "WRONG_VERSION_NUMBER" in str(error).upper():
+                        error.args = (f"{error} (the server does not speak TLS: plain HTTP "
+                                      f"needs --tls-verify=false or insecure = true in "
+                                      f"registries.conf)",)
+                    raise error from exc
                 delay = self.backoff(attempt, None)
                 log.info("%s %s: %s; retrying in %.1fs", method, self.host,
                          type(exc).__name__, delay)
@@ -311,12 +321,19 @@ def _discard(response: httpx.Response) -> None:
         response.close()
 
 
+_PERMANENT_TLS = ("CERTIFICATE", "WRONG_VERSION_NUMBER", "UNKNOWN_PROTOCOL",
+                  "RECORD_LAYER_FAILURE")
+
+
 def _is_certificate_error(exc: BaseException) -> bool:
+    """A TLS failure that trying again cannot fix: an untrusted certificate, or a
+    server that does not speak TLS at all."""
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, ssl.SSLCertVerificationError):
             return True
-        if isinstance(seen, ssl.SSLError) and "CERTIFICATE" in str(seen).upper():
+        if isinstance(seen, ssl.SSLError) and any(
+                marker in str(seen).upper() for marker in _PERMANENT_TLS):
             return True
         seen = seen.__cause__ or seen.__context__
     return False
