@@ -119,10 +119,21 @@ class Podman:
     root: Path
 
     def argv(self, *args: str) -> list[str]:
-        return [require("podman"), "--root", str(self.root / "root"),
+        base = [require("podman"), "--root", str(self.root / "root"),
                 "--runroot", str(self.root / "runroot"), "--tmpdir", str(self.root / "tmp"),
                 "--storage-driver", "vfs", "--cgroup-manager", "cgroupfs",
                 "--events-backend", "file", *args]
+        if os.geteuid() == 0 and shutil.which("unshare"):
+            # as root, podman updates /var/lib/containers/cache/blob-info-cache-v1.boltdb
+            # whatever --root says: give it a private /var/lib, with a blob-info cache
+            # that lives as long as this store (as a user's podman keeps its own)
+            cache = self.root / "blob-info-cache"
+            cache.mkdir(exist_ok=True)
+            script = ('mount -t tmpfs tmpfs /var/lib && mkdir -p /var/lib/containers/cache '
+                      '&& mount --bind "$OCI_PODMAN_CACHE" /var/lib/containers/cache '
+                      '&& exec "$0" "$@"')
+            return ["unshare", "-m", "--propagation", "private", "sh", "-c", script, *base]
+        return base
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -130,7 +141,8 @@ class Podman:
                     "CONTAINERS_REGISTRIES_CONF": str(self.root / "registries.conf"),
                     "CONTAINERS_STORAGE_CONF": str(self.root / "storage.conf"),
                     "REGISTRY_AUTH_FILE": str(self.root / "auth.json"),
-                    "HOME": str(self.root), "XDG_RUNTIME_DIR": str(self.root / "xdg")})
+                    "HOME": str(self.root), "XDG_RUNTIME_DIR": str(self.root / "xdg"),
+                    "OCI_PODMAN_CACHE": str(self.root / "blob-info-cache")})
         return env
 
     def run(self, *args: str) -> subprocess.CompletedProcess[bytes]:
@@ -149,6 +161,7 @@ def podman(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Podman]:
         'netns = "none"\n[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n'
         'runtime = "runc"\n')
     (root / "registries.conf").write_text("unqualified-search-registries = []\n")
+    (root / "auth.json").write_text('{"auths": {}}')  # REGISTRY_AUTH_FILE must exist
     (root / "storage.conf").write_text(
         f'[storage]\ndriver = "vfs"\ngraphroot = "{root / "root"}"\n'
         f'runroot = "{root / "runroot"}"\n')
