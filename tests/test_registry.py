@@ -647,3 +647,67 @@ def test_options_repr_hides_secrets() -> None:
     assert "hunter2" not in repr(opts)
     assert "tok123" not in repr(opts)
     assert "hunter2" not in repr(attrs.evolve(opts))
+
+
+class _MinChunkRegistry(http.server.BaseHTTPRequestHandler):
+    """distribution 2.8 sends no ``OCI-Chunk-Min-Length``: this stand-in asks for
+    256 KiB chunks and records the PATCH sizes (it stores nothing else)."""
+
+    protocol_version = "HTTP/1.1"
+    patches: list[int] = []
+    received = bytearray()
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def _reply(self, code: int, headers: dict[str, str] | None = None) -> None:
+        self.send_response(code)
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def do_GET(self) -> None:
+        self._reply(200 if self.path == "/v2/" else 404)
+
+    def do_HEAD(self) -> None:
+        self._reply(404)
+
+    def do_POST(self) -> None:
+        type(self).received = bytearray()
+        self._reply(202, {"Location": "/v2/min/app/blobs/uploads/u1",
+                          "OCI-Chunk-Min-Length": str(256 << 10), "Range": "0-0"})
+
+    def do_PATCH(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        type(self).patches.append(len(body))
+        type(self).received += body
+        self._reply(202, {"Location": "/v2/min/app/blobs/uploads/u1",
+                          "Range": f"0-{len(self.received) - 1}"})
+
+    def do_PUT(self) -> None:
+        digest = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)["digest"][0]
+        ok = digest == str(Digest.from_bytes(bytes(self.received)))
+        self._reply(201 if ok else 400, {"Docker-Content-Digest": digest})
+
+
+def test_chunked_upload_honours_oci_chunk_min_length(tmp_path: Path) -> None:
+    from oci_image.interfaces import BlobInfo
+    from oci_image.spec import VerifyingReader
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _MinChunkRegistry)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        data = bytes(range(256)) * 4096  # 1 MiB
+        ref = parse_image_name(f"docker://127.0.0.1:{server.server_address[1]}/min/app:v1")
+        _MinChunkRegistry.patches = []
+        with ref.open_destination(plain(tmp_path, upload_chunk_size=64 << 10)) as dest:
+            import io
+
+            stored = dest.put_blob(VerifyingReader(io.BytesIO(data), None, None),
+                                   BlobInfo("application/octet-stream"))
+        assert stored.digest == Digest.from_bytes(data)
+        assert _MinChunkRegistry.patches == [256 << 10] * 4
+    finally:
+        server.shutdown()
+        server.server_close()

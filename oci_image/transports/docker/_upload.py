@@ -84,23 +84,28 @@ def upload_blob(client: RegistryClient, repo: str, scopes: frozenset[str],
     sent cancels the upload and raises :class:`NetworkError` (or the registry's error):
     the stream is spent, so the copy engine starts this blob again from the source.
     """
-    location = _start(client, repo, scopes, what)
+    location, min_chunk = _start(client, repo, scopes, what)
     try:
         return _one_upload(client, scopes, _Stream(stream), stream, digest, size, what,
-                           location)
+                           location, min_chunk)
     except BaseException:
         _cancel(client, location, scopes)
         raise
 
 
-def _start(client: RegistryClient, repo: str, scopes: frozenset[str], what: str) -> str:
+def _start(client: RegistryClient, repo: str, scopes: frozenset[str], what: str
+           ) -> tuple[str, int]:
+    """``POST``: the upload's ``Location`` and the registry's ``OCI-Chunk-Min-Length``."""
     response = client.send("POST", f"/v2/{repo}/blobs/uploads/", scopes=scopes)
     raise_for_status(response, f"{what}: starting the upload")
     if response.status_code != 202 or "location" not in response.headers:
         raise RegistryError(f"{what}: starting the upload answered HTTP "
                             f"{response.status_code} without a Location",
                             status=response.status_code)
-    return str(response.url.join(response.headers["location"]))
+    min_chunk = 0
+    with contextlib.suppress(ValueError):
+        min_chunk = int(response.headers.get("oci-chunk-min-length", "0"))
+    return str(response.url.join(response.headers["location"])), min_chunk
 
 
 def _with_digest(location: str, digest: Digest) -> str:
@@ -112,7 +117,7 @@ _OCTET: Final = {"Content-Type": "application/octet-stream"}
 
 def _one_upload(client: RegistryClient, scopes: frozenset[str], data: _Stream,
                 stream: VerifiedStream, digest: Digest | None, size: int | None,
-                what: str, location: str) -> tuple[Digest, int]:
+                what: str, location: str, min_chunk: int) -> tuple[Digest, int]:
     chunk_size = client.options.upload_chunk_size
     if chunk_size <= 0 and digest is not None:
         # monolithic: the PUT carries the stream; its digest (and size) were announced.
@@ -124,7 +129,8 @@ def _one_upload(client: RegistryClient, scopes: frozenset[str], data: _Stream,
                       data.pieces(), what)
     else:
         if chunk_size > 0:
-            location = _chunked(client, scopes, data, what, location, chunk_size)
+            location = _chunked(client, scopes, data, what, location,
+                                max(chunk_size, min_chunk))
         else:
             response = _send(client, "PATCH", location, scopes, _OCTET, data.pieces(), what)
             location = str(response.url.join(response.headers.get("location", location)))
@@ -161,9 +167,8 @@ def _chunked(client: RegistryClient, scopes: frozenset[str], data: _Stream, what
     """PATCH chunks with ``Content-Range``; after a failure or a 416 the upload status
     says how much arrived and the rest of the current chunk is sent again."""
     offset = 0
-    min_length = 0
     while not data.eof:
-        chunk = data.chunk(max(chunk_size, min_length))
+        chunk = data.chunk(chunk_size)
         if not chunk:
             break
         start = offset
@@ -193,8 +198,6 @@ def _chunked(client: RegistryClient, scopes: frozenset[str], data: _Stream, what
                         f"the chunk still in memory ({start}-{start + len(chunk)})")
                 continue
             location = str(response.url.join(response.headers.get("location", location)))
-            with contextlib.suppress(ValueError):
-                min_length = int(response.headers.get("oci-chunk-min-length", "0"))
             offset = start + len(chunk)
     return location
 
