@@ -711,3 +711,27 @@ def test_chunked_upload_honours_oci_chunk_min_length(tmp_path: Path) -> None:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_scope_upgrade_on_insufficient_scope(token_registry: RegistryServer,
+                                             token_issuer: TokenServer, tmp_path: Path) -> None:
+    """A request made with too narrow a token: the registry's ``insufficient_scope``
+    challenge names the scope it wants, and one more token request with it succeeds."""
+    from oci_image.transports.docker._session import Session
+
+    copy(random_image(seed=56).reference, f"docker://{token_registry.host}/team/wide:v1",
+         dst_opts=token_opts(tmp_path, token_registry))
+    token_issuer.reset_log()
+    session = Session(token_opts(tmp_path, token_registry).registry)
+    try:
+        client = session.client(token_registry.host, "team/narrow")
+        response = client.send("GET", "/v2/team/wide/tags/list",
+                               scopes=frozenset({"repository:team/narrow:pull"}))
+        assert response.status_code == 200
+        assert json.loads(response.content)["tags"] == ["v1"]
+    finally:
+        session.close()
+    requested = [set(r.scopes) for r in token_issuer.log]
+    assert requested[0] == {"repository:team/narrow:pull"}
+    assert "repository:team/wide:pull" in requested[-1]
+    assert len(requested) == 2
