@@ -616,9 +616,13 @@ class RegistryServer:
                       if (p / "current" / "link").is_file())
 
     def uploads(self, repo: str) -> list[str]:
-        """Upload session ids still present under the repository's ``_uploads``."""
+        """Upload sessions still open under the repository's ``_uploads`` (those with a
+        ``startedat`` file: distribution 2.8 writes ``hashstates/`` again after a
+        DELETE, so the bare directory of a cancelled upload may remain)."""
         uploads_dir = self._v2 / "repositories" / repo / "_uploads"
-        return sorted(p.name for p in uploads_dir.iterdir()) if uploads_dir.is_dir() else []
+        if not uploads_dir.is_dir():
+            return []
+        return sorted(p.name for p in uploads_dir.iterdir() if (p / "startedat").exists())
 
 
 def _deep_merge(base: dict[str, Any], extra: Mapping[str, Any]) -> None:

@@ -251,9 +251,9 @@ class BlobCopier:
         self._report(ProgressKind.STARTED, job.desc)
         attempt = 0
         while True:
-            source = (io.BytesIO(job.data) if job.data is not None
-                      else self._src.get_blob(job.desc))
             try:
+                source = (io.BytesIO(job.data) if job.data is not None
+                          else self._src.get_blob(job.desc))
                 with contextlib.closing(source) as raw:
                     result = self._stream(job, raw)
                 break

@@ -85,12 +85,25 @@ def upload_blob(client: RegistryClient, repo: str, scopes: frozenset[str],
     the stream is spent, so the copy engine starts this blob again from the source.
     """
     location, min_chunk = _start(client, repo, scopes, what)
+    upload = _Upload(location)
     try:
         return _one_upload(client, scopes, _Stream(stream), stream, digest, size, what,
-                           location, min_chunk)
+                           upload, min_chunk)
     except BaseException:
-        _cancel(client, location, scopes)
+        # the newest Location: distribution refuses a DELETE whose _state is stale
+        _cancel(client, upload.location, scopes)
         raise
+
+
+class _Upload:
+    """The upload's current ``Location`` (each answer may carry a new one)."""
+
+    def __init__(self, location: str) -> None:
+        self.location = location
+
+    def follow(self, response: httpx.Response) -> None:
+        if "location" in response.headers:
+            self.location = str(response.url.join(response.headers["location"]))
 
 
 def _start(client: RegistryClient, repo: str, scopes: frozenset[str], what: str
@@ -117,7 +130,7 @@ _OCTET: Final = {"Content-Type": "application/octet-stream"}
 
 def _one_upload(client: RegistryClient, scopes: frozenset[str], data: _Stream,
                 stream: VerifiedStream, digest: Digest | None, size: int | None,
-                what: str, location: str, min_chunk: int) -> tuple[Digest, int]:
+                what: str, upload: _Upload, min_chunk: int) -> tuple[Digest, int]:
     chunk_size = client.options.upload_chunk_size
     if chunk_size <= 0 and digest is not None:
         # monolithic: the PUT carries the stream; its digest (and size) were announced.
@@ -125,15 +138,14 @@ def _one_upload(client: RegistryClient, scopes: frozenset[str], data: _Stream,
         headers = dict(_OCTET)
         if size is not None:
             headers["Content-Length"] = str(size)
-        final = _send(client, "PUT", _with_digest(location, digest), scopes, headers,
+        final = _send(client, "PUT", _with_digest(upload.location, digest), scopes, headers,
                       data.pieces(), what)
     else:
         if chunk_size > 0:
-            location = _chunked(client, scopes, data, what, location,
-                                max(chunk_size, min_chunk))
+            _chunked(client, scopes, data, what, upload, max(chunk_size, min_chunk))
         else:
-            response = _send(client, "PATCH", location, scopes, _OCTET, data.pieces(), what)
-            location = str(response.url.join(response.headers.get("location", location)))
+            upload.follow(_send(client, "PATCH", upload.location, scopes, _OCTET,
+                                data.pieces(), what))
         if not data.eof or data.chunk(1):
             raise RegistryError(f"{what}: the stream did not end")
         actual = stream.actual_digest  # verified by the stream at its end
@@ -141,7 +153,7 @@ def _one_upload(client: RegistryClient, scopes: frozenset[str], data: _Stream,
             raise VerificationError(f"{what}: uploaded data has digest {actual}",
                                     name=str(digest), expected=digest, actual=actual)
         digest = actual
-        final = client.send("PUT", _with_digest(location, digest), scopes=scopes,
+        final = client.send("PUT", _with_digest(upload.location, digest), scopes=scopes,
                             headers={**_OCTET, "Content-Length": "0"}, content=b"")
     raise_for_status(final, f"{what}: finishing the upload")
     if final.status_code != 201:
@@ -163,7 +175,7 @@ def _send(client: RegistryClient, method: str, url: str, scopes: frozenset[str],
 
 
 def _chunked(client: RegistryClient, scopes: frozenset[str], data: _Stream, what: str,
-             location: str, chunk_size: int) -> str:
+             upload: _Upload, chunk_size: int) -> None:
     """PATCH chunks with ``Content-Range``; after a failure or a 416 the upload status
     says how much arrived and the rest of the current chunk is sent again."""
     offset = 0
@@ -178,8 +190,8 @@ def _chunked(client: RegistryClient, scopes: frozenset[str], data: _Stream, what
             headers = {**_OCTET, "Content-Range": f"{offset}-{offset + len(piece) - 1}",
                        "Content-Length": str(len(piece))}
             try:
-                response = client.send("PATCH", location, scopes=scopes, headers=headers,
-                                       content=piece, retry=False)
+                response = client.send("PATCH", upload.location, scopes=scopes,
+                                       headers=headers, content=piece, retry=False)
                 failed = response.status_code == 416
                 if not failed:
                     raise_for_status(response, f"{what}: sending a chunk")
@@ -191,21 +203,20 @@ def _chunked(client: RegistryClient, scopes: frozenset[str], data: _Stream, what
                     raise NetworkError(f"{what}: chunk at byte {offset} failed "
                                        f"{tries} times")
                 time.sleep(client.backoff(tries - 1, None))
-                location, offset = _resync(client, scopes, location, what)
+                offset = _resync(client, scopes, upload, what)
                 if not start <= offset <= start + len(chunk):
                     raise NetworkError(
                         f"{what}: the registry has {offset} bytes of the upload, outside "
                         f"the chunk still in memory ({start}-{start + len(chunk)})")
                 continue
-            location = str(response.url.join(response.headers.get("location", location)))
+            upload.follow(response)
             offset = start + len(chunk)
-    return location
 
 
-def _resync(client: RegistryClient, scopes: frozenset[str], location: str,
-            what: str) -> tuple[str, int]:
+def _resync(client: RegistryClient, scopes: frozenset[str], upload: _Upload,
+            what: str) -> int:
     """Ask the registry how much of the upload it has (``GET``: 204 and ``Range``)."""
-    response = client.send("GET", location, scopes=scopes)
+    response = client.send("GET", upload.location, scopes=scopes)
     raise_for_status(response, f"{what}: upload status")
     match = _RANGE.match(response.headers.get("range", ""))
     if response.status_code != 204 or match is None:
@@ -214,7 +225,8 @@ def _resync(client: RegistryClient, scopes: frozenset[str], location: str,
     # "0-0" is what distribution answers for an empty upload too
     end = int(match.group(1)) + 1 if int(match.group(1)) else 0
     log.info("%s: upload resynchronised at byte %d", what, end)
-    return str(response.url.join(response.headers.get("location", location))), end
+    upload.follow(response)
+    return end
 
 
 def _cancel(client: RegistryClient, location: str, scopes: frozenset[str]) -> None:
@@ -222,5 +234,7 @@ def _cancel(client: RegistryClient, location: str, scopes: frozenset[str]) -> No
     try:
         response = client.send("DELETE", location, scopes=scopes, retry=False)
         response.close()
+        if response.status_code not in (200, 202, 204, 404):
+            log.info("cancelling an upload answered HTTP %d", response.status_code)
     except OCIError as exc:
         log.debug("cancelling upload failed: %s", exc)
