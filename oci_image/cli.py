@@ -122,7 +122,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="print the user name stored for the registry")
     li.add_argument("--authfile", help="auth file to write (default: the containers one)")
     li.add_argument("--cert-dir", help="TLS certificates for the registry")
-    li.add_argument("--tls-verify", type=_bool, default=None, metavar="BOOL",
+    li.add_argument("--tls-verify", type=_bool, nargs="?", const=True, default=None,
+                    metavar="BOOL",
                     help="require HTTPS and verify certificates (default true)")
     li.add_argument("--verify", type=_bool, default=True, metavar="BOOL",
                     help="check the credentials with the registry before storing them")
@@ -138,8 +139,22 @@ def _parser() -> argparse.ArgumentParser:
 def _retry_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--retry-times", type=int, default=None, metavar="N",
                    help="retries of each registry request (default 3)")
-    p.add_argument("--retry-delay", type=float, default=None, metavar="SECONDS",
-                   help="fixed delay between retries (default: exponential backoff)")
+    p.add_argument("--retry-delay", type=_duration, default=None, metavar="DURATION",
+                   help="fixed delay between retries, e.g. 5s, 500ms, 1m (default: "
+                        "exponential backoff)")
+
+
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "": 1.0}
+
+
+def _duration(value: str) -> float:
+    """A Go-style duration as skopeo takes it (``5s``, ``500ms``, ``1m30s``) or seconds."""
+    import re
+
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h|)", value.strip())
+    if not parts or "".join(n + u for n, u in parts) != value.strip():
+        raise argparse.ArgumentTypeError(f"invalid duration {value!r}")
+    return sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
 
 
 def _registry_flags(p: argparse.ArgumentParser, prefix: str) -> None:
@@ -160,7 +175,8 @@ def _registry_flags(p: argparse.ArgumentParser, prefix: str) -> None:
                    help=f"bearer token for the {side}registry")
     p.add_argument(f"--{prefix}cert-dir", metavar="DIR",
                    help=f"*.crt, *.cert and *.key files for the {side}registry")
-    p.add_argument(f"--{prefix}tls-verify", type=_bool, default=None, metavar="BOOL",
+    p.add_argument(f"--{prefix}tls-verify", type=_bool, nargs="?", const=True,
+                   default=None, metavar="BOOL",
                    help=f"require HTTPS and verify certificates for the {side}registry "
                         "(default: true, unless registries.conf says insecure)")
     if prefix == "src-":
@@ -451,6 +467,8 @@ def _cmd_login(args: argparse.Namespace) -> int:
         print(found.username)
         return 0
     registry = _strip_url(args.registry)
+    if args.password_stdin and not args.username:
+        raise InvalidReferenceError("--password-stdin needs --username")
     username = args.username or input("Username: ")
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\n")
@@ -474,11 +492,14 @@ def _cmd_login(args: argparse.Namespace) -> int:
 
 
 def _strip_url(value: str) -> str:
-    """``https://quay.io/`` -> ``quay.io`` (skopeo's login accepts URLs)."""
+    """``https://quay.io/`` -> ``quay.io`` (skopeo's login accepts URLs); docker's
+    ``https://index.docker.io/v1/`` is ``docker.io``."""
     for scheme in ("https://", "http://"):
         if value.startswith(scheme):
             value = value[len(scheme):]
-    return value.rstrip("/")
+            value = value.split("/", 1)[0]  # a URL names a registry, not a repository
+    value = value.rstrip("/")
+    return "docker.io" if value in ("index.docker.io", "registry-1.docker.io") else value
 
 
 def _split_registry(value: str) -> tuple[str, str | None]:

@@ -138,8 +138,11 @@ class RegistryOptions:
     retry_base_delay: float = 1.0
     #: longest wait honoured, for backoff and for ``Retry-After``
     retry_max_delay: float = 60.0
-    #: connect / read timeout of one request, seconds
+    #: connect timeout of one request, seconds
     timeout: float = 60.0
+    #: longest wait for the next bytes of an answer (``None``: none); long enough for
+    #: a registry verifying a multi-GB upload before it answers the final PUT
+    read_timeout: float | None = 600.0
     #: upload in PATCH requests of this many bytes (raised to the registry's
     #: ``OCI-Chunk-Min-Length``), for registries or proxies that limit request sizes;
     #: 0 (the default) sends each blob in one streamed request, as skopeo does

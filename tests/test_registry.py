@@ -735,3 +735,100 @@ def test_scope_upgrade_on_insufficient_scope(token_registry: RegistryServer,
     assert requested[0] == {"repository:team/narrow:pull"}
     assert "repository:team/wide:pull" in requested[-1]
     assert len(requested) == 2
+
+
+class _EvilServer(http.server.BaseHTTPRequestHandler):
+    """A host that is not the registry and asks for credentials with its own realm."""
+
+    protocol_version = "HTTP/1.1"
+    seen: list[tuple[str, str | None]] = []
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        type(self).seen.append((self.path, self.headers.get("Authorization")))
+        realm = f"http://127.0.0.1:{self.server.server_address[1]}/token"
+        self.send_response(401)
+        self.send_header("WWW-Authenticate", f'Bearer realm="{realm}",service="evil"')
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+def test_a_foreign_host_cannot_collect_credentials(registry: RegistryServer,
+                                                   tmp_path: Path) -> None:
+    """The registry challenges nobody (its ping answers 200) and the user has
+    credentials for it. A blob GET redirected to another host that answers 401 with its
+    own token realm must neither receive the credentials nor make us adopt its realm for
+    the registry's later requests."""
+    image = random_image(seed=57)
+    dest = f"docker://{registry.host}/evil/app:v1"
+    copy(image.reference, dest, dst_opts=plain(tmp_path))
+    evil = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _EvilServer)
+    threading.Thread(target=evil.serve_forever, daemon=True).start()
+    proxy = FaultProxy(registry.url).start()
+    try:
+        _EvilServer.seen = []
+        first_layer = layers_of(image)[0].digest
+        proxy.add_rule("GET", f"/blobs/{first_layer}",
+                       redirect(f"http://127.0.0.1:{evil.server_address[1]}"), times=1)
+        creds = Credentials("alice", "s3cret-pw")
+        with pytest.raises(AuthenticationError):
+            copy(f"docker://{proxy.host}/evil/app:v1", f"oci:{tmp_path}/evil:x",
+                 src_opts=plain(tmp_path, credentials=creds), jobs=1, blob_retries=0)
+        assert _EvilServer.seen, "the redirect did not happen"
+        assert all(auth is None for _, auth in _EvilServer.seen)
+        assert not any(path.startswith("/token") for path, _ in _EvilServer.seen)
+        # and the registry itself was never sent credentials either (it asked for none)
+        assert not any(e.has_authorization for e in proxy.log)
+    finally:
+        proxy.stop()
+        evil.shutdown()
+        evil.server_close()
+
+
+def test_mount_of_an_unsized_blob_keeps_real_sizes(registry: RegistryServer,
+                                                   tmp_path: Path) -> None:
+    """Decompressed layers are reused by their diff_id without a known size: a mount
+    must not turn that into size 0 in the pushed manifest."""
+    image = random_image(seed=58)
+    first = copy(image.reference, f"docker://{registry.host}/unsized/a:v1",
+                 dst_opts=plain(tmp_path), decompress=True)
+    second = copy(image.reference, f"docker://{registry.host}/unsized/b:v1",
+                  dst_opts=plain(tmp_path), decompress=True)
+    assert second.manifest_digest == first.manifest_digest
+    assert all(layer.size > 0 for layer in ImageManifest.from_json(second.manifest).layers)
+    validate_image(parse_image_name(f"docker://{registry.host}/unsized/b:v1"), plain(tmp_path))
+
+
+def test_requests_ask_for_no_content_encoding(registry: RegistryServer,
+                                              tmp_path: Path) -> None:
+    image = random_image(seed=59)
+    copy(image.reference, f"docker://{registry.host}/encoding/app:v1", dst_opts=plain(tmp_path))
+    proxy = FaultProxy(registry.url).start()
+    try:
+        copy(f"docker://{proxy.host}/encoding/app:v1", f"oci:{tmp_path}/enc:x",
+             src_opts=plain(tmp_path))
+        blob_gets = proxy.requests("GET", "/blobs/")
+        assert blob_gets
+        assert all(e.headers.get("accept-encoding") == "identity" for e in blob_gets)
+    finally:
+        proxy.stop()
+
+
+def test_namespaced_insecure_entry_applies_to_push_and_tags(registry: RegistryServer,
+                                                            tmp_path: Path) -> None:
+    opts = write_conf(tmp_path, f"""
+[[registry]]
+prefix = "{registry.host}/nsinsecure"
+location = "{registry.host}/nsinsecure"
+insecure = true
+""")
+    image = random_image(seed=60)
+    copy(image.reference, f"docker://{registry.host}/nsinsecure/app:v1", dst_opts=opts)
+    ref = parse_image_name(f"docker://{registry.host}/nsinsecure/app")
+    assert isinstance(ref, DockerReference)
+    assert ref.list_tags(opts) == ["v1"]
+    with pytest.raises(NetworkError):  # outside the prefix: https only
+        copy(image.reference, f"docker://{registry.host}/elsewhere/app:v1",
+             dst_opts=write_conf(tmp_path, (tmp_path / "registries.conf").read_text()))

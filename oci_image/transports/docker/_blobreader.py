@@ -105,13 +105,15 @@ class BlobReader:
     """A readable stream of one blob from a registry (see the module docstring)."""
 
     def __init__(self, client: RegistryClient, path: str, scopes: frozenset[str],
-                 desc: Descriptor, what: str, partial: PartialFile | None) -> None:
+                 desc: Descriptor, what: str, partial: PartialFile | None, *,
+                 credentials: bool = True) -> None:
         self._client = client
         self._path = path
         self._scopes = scopes
         self._desc = desc
         self._what = what
         self._partial = partial
+        self._credentials = credentials
         self._cached = partial.size if partial is not None else 0
         self._offset = 0
         self._response: httpx.Response | None = None
@@ -194,7 +196,8 @@ class BlobReader:
         if offset:
             headers["Range"] = f"bytes={offset}-"
         response = self._client.send("GET", self._path, scopes=self._scopes,
-                                     headers=headers, stream=True)
+                                     headers=headers, stream=True,
+                                     credentials=self._credentials)
         try:
             raise_for_status(response, self._what, not_found=_blob_unknown())
             if offset and response.status_code == 206:

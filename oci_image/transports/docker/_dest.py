@@ -84,19 +84,19 @@ class DockerDestination:
             return None
         digest = info.digest
         size = self._head(self._repo, digest)
-        if size is None:
-            size = self._mount(digest, info)
-            if size is None:
-                return None
-        if info.size is not None and size >= 0 and size != info.size:
+        if size is None and self._mount(digest):
+            size = self._head(self._repo, digest)  # the size the registry now has
+        if size is None or size < 0:
+            return None  # absent, or a size we cannot trust: upload it
+        if info.size is not None and size != info.size:
             log.info("%s has %s with size %d, not %d; uploading again", self._repo,
                      digest, size, info.size)
             return None
         locations().record([digest], self._repo.client.host, self._repo.path)
-        return Descriptor(info.media_type, digest, info.size if info.size is not None
-                          else max(size, 0))
+        return Descriptor(info.media_type, digest, size)
 
     def _head(self, repo: Repository, digest: Digest) -> int | None:
+        """The blob's size in ``repo``; ``None`` when absent, -1 when not said."""
         response = repo.client.send("HEAD", f"/v2/{repo.path}/blobs/{digest}",
                                     scopes=repo.scopes)
         if response.status_code == 404:
@@ -107,7 +107,7 @@ class DockerDestination:
         except ValueError:
             return -1
 
-    def _mount(self, digest: Digest, info: BlobInfo) -> int | None:
+    def _mount(self, digest: Digest) -> bool:
         """Ask the registry to link the blob from a repository where it was seen."""
         host = self._repo.client.host
         for other in locations().candidates(digest, host, exclude=self._repo.path):
@@ -122,7 +122,7 @@ class DockerDestination:
             if response.status_code == 201:
                 log.info("mounted %s from %s into %s", digest, other, self._repo.path)
                 self.mounted.append(digest)
-                return info.size if info.size is not None else -1
+                return True
             if response.status_code == 202 and "location" in response.headers:
                 # the registry started an ordinary upload instead: cancel it
                 location = str(response.url.join(response.headers["location"]))
@@ -130,7 +130,7 @@ class DockerDestination:
                     self._repo.client.send("DELETE", location, scopes=scopes, retry=False)
                 except OCIError as exc:
                     log.debug("cancelling the upload a mount started failed: %s", exc)
-        return None
+        return False
 
     def put_blob(self, stream: Readable, info: BlobInfo) -> Descriptor:
         verified = ensure_verifying(stream, info)

@@ -81,9 +81,12 @@ class RegistryClient:
             verify=not insecure)
         self._http = httpx.Client(
             verify=verify, follow_redirects=False, trust_env=False,
-            timeout=httpx.Timeout(options.timeout),
+            timeout=httpx.Timeout(options.timeout, read=options.read_timeout),
             limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
-            headers={"User-Agent": options.user_agent or f"ocistack/{__version__}"})
+            # blobs are compressed already; a proxy's Content-Encoding would change the
+            # bytes we hash, so ask for none
+            headers={"User-Agent": options.user_agent or f"ocistack/{__version__}",
+                     "Accept-Encoding": "identity"})
         self.auth = Authenticator(host, None if options.no_credentials else credentials,
                                   options.registry_token, self._token_request)
         self._base: str | None = None
@@ -137,22 +140,27 @@ class RegistryClient:
 
     def send(self, method: str, path: str, *, scopes: frozenset[str],
              headers: Mapping[str, str] | None = None, content: Body = None,
-             stream: bool = False, retry: bool = True) -> httpx.Response:
+             stream: bool = False, retry: bool = True,
+             credentials: bool = True) -> httpx.Response:
         """Send a request to ``path`` (relative to the endpoint, or an absolute URL the
         registry gave us, such as an upload ``Location``). Redirects are followed;
         the final response is returned whatever its status (callers map errors with
         :func:`raise_for_status`). With ``stream`` the body is left unread. Without
         ``retry`` a failure is raised at once (upload bodies, which the caller resends
-        from a known offset)."""
+        from a known offset). Without ``credentials`` nothing is ever authenticated
+        (non-distributable layers fetched from their own URLs)."""
         url = path if path.startswith(("http://", "https://")) else self.base + path
         hdrs = dict(headers or {})
         refreshed = False
         upgraded = False
         while True:
             response = self._send_with_retries(method, url, hdrs, content, scopes,
-                                               allow_auth=True, stream=stream,
+                                               allow_auth=credentials, stream=stream,
                                                retries=None if retry else 0)
-            if response.status_code != 401 or self.options.registry_token is not None:
+            if response.status_code != 401 or self.options.registry_token is not None \
+                    or not credentials or _origin(str(response.url)) != _origin(self.base):
+                # challenges are learnt from the registry itself only, never from a
+                # redirect target or a foreign URL (which could name its own realm)
                 return response
             if not retry and content is not None and not isinstance(content, bytes):
                 # a one-pass body is spent: renew the token and let the caller start over
@@ -247,7 +255,10 @@ class RegistryClient:
                 if value is not None:
                     hdrs["Authorization"] = value
             body = content() if callable(content) else content
-            request = self._http.build_request(method, url, headers=hdrs, content=body)
+            try:
+                request = self._http.build_request(method, url, headers=hdrs, content=body)
+            except httpx.InvalidURL as exc:
+                raise RegistryError(f"{self.host}: invalid URL: {exc}") from None
             response = self._http.send(request, stream=True)
             if response.status_code in _REDIRECTS and "location" in response.headers:
                 target = str(response.url.join(response.headers["location"]))
@@ -260,13 +271,17 @@ class RegistryClient:
                         f"{self.host}: refusing a redirect from https to plain http")
                 if response.status_code == 303:
                     method, content = "GET", None
+                    headers = {k: v for k, v in headers.items()
+                               if k.lower() not in ("content-length", "content-type")}
+                elif content is not None and not isinstance(content, bytes):
+                    # a one-pass stream cannot be sent a second time
+                    raise RegistryError(f"{self.host}: the registry redirected a request "
+                                        f"carrying a stream (HTTP {response.status_code})",
+                                        status=response.status_code)
                 url = target
                 continue
             if not stream:
-                try:
-                    response.read()
-                finally:
-                    response.close()
+                read_bounded(response)
             return response
         raise RegistryError(f"{self.host}: too many redirects")
 
@@ -280,9 +295,11 @@ class RegistryClient:
         attempts = max(0, self.options.retry_times) + 1
         for attempt in range(attempts):
             try:
-                response = self._http.request(
-                    method, url, headers=headers, data=form,
+                request = self._http.build_request(method, url, headers=headers, data=form)
+                response = self._http.send(
+                    request, stream=True,
                     auth=httpx.BasicAuth(*basic) if basic is not None else None)
+                read_bounded(response, 1 << 20)  # containers/image's limit for tokens
             except httpx.HTTPError as exc:
                 if attempt == attempts - 1 or _is_certificate_error(exc):
                     raise wrap_network_error(self.host, exc) from exc
@@ -298,8 +315,9 @@ class RegistryClient:
     def _check_secret_destination(self, url: str) -> None:
         if url.startswith("https://"):
             return
-        host = httpx.URL(url).host
-        if self.insecure and host == httpx.URL(f"http://{self._net_host}").host:
+        # the insecure setting is per host (registries.conf, --tls-verify): a token
+        # server on another port of the registry's own host shares it
+        if self.insecure and httpx.URL(url).host == httpx.URL(f"http://{self._net_host}").host:
             return
         raise AuthenticationError(
             f"{self.host}: refusing to send credentials over plain HTTP to the token "
@@ -313,12 +331,33 @@ def _origin(url: str) -> tuple[str, str, int | None]:
 
 
 def _discard(response: httpx.Response) -> None:
+    """Drop an answer we do not use without reading its body (which the server
+    controls: it could be huge, or trickle forever)."""
+    response.close()
+
+
+#: the most we read of an answer that is not a blob (manifest PUT, POST, errors ...)
+MAX_SMALL_BODY: Final = 4 << 20
+
+
+def read_bounded(response: httpx.Response, limit: int = MAX_SMALL_BODY) -> bytes:
+    """The body, read now; at most ``limit + 1`` bytes are kept (the rest is dropped
+    with the connection), so ``len(body) > limit`` means it was too long."""
+    chunks: list[bytes] = []
+    total = 0
+    keep = limit + 1  # one byte more than allowed tells the caller it was too long
     try:
-        response.read()
-    except httpx.HTTPError:
-        pass
+        for chunk in response.iter_bytes():
+            room = keep - total
+            chunks.append(chunk[:room])
+            total += min(len(chunk), room)
+            if total >= keep:
+                break
     finally:
         response.close()
+    body = b"".join(chunks)
+    response._content = body  # so that .content and .json() see what was kept
+    return body
 
 
 _PERMANENT_TLS = ("CERTIFICATE", "WRONG_VERSION_NUMBER", "UNKNOWN_PROTOCOL",

@@ -36,6 +36,7 @@ __all__ = ["Repository"]
 
 _LINK_NEXT: Final = re.compile(r'<([^>]+)>\s*;\s*rel="?next"?')
 _TAGS_LIMIT: Final = 64 << 20
+_MAX_TAGS: Final = 1_000_000
 
 
 class Repository:
@@ -90,22 +91,12 @@ class Repository:
         return raw, parse_manifest(raw, content_type).media_type
 
     def resolve(self, reference: str) -> Digest:
-        """The digest a tag points to (``HEAD``, falling back to ``GET``)."""
+        """The digest of the manifest a tag points to: fetched and hashed, not taken
+        from a header (containers/image does the same before deleting)."""
         try:
             return Digest.parse(reference)
         except SpecError:
             pass
-        what = f"manifest {self.display}:{reference}"
-        response = self.client.send(
-            "HEAD", f"/v2/{self.path}/manifests/{reference}", scopes=self.pull_scopes,
-            headers={"Accept": MANIFEST_ACCEPT})
-        raise_for_status(response, what, not_found=ManifestUnknownError)
-        header = response.headers.get("docker-content-digest")
-        if header:
-            try:
-                return Digest.parse(header)
-            except SpecError:
-                pass
         raw, _ = self.get_manifest(reference)
         return manifest_digest(raw)
 
@@ -163,10 +154,17 @@ class Repository:
                                          and all(isinstance(t, str) for t in page)):
                 raise RegistryError(f"tags of {self.display}: malformed tag list")
             tags.extend(page or [])
+            if len(tags) > _MAX_TAGS:
+                raise RegistryError(f"tags of {self.display}: more than {_MAX_TAGS} tags")
             url = ""
             match = _LINK_NEXT.search(response.headers.get("link", ""))
             if match:
-                url = str(response.url.join(match.group(1)))
+                # only path and query: the next page comes from this registry, whatever
+                # host the header names (as containers/image)
+                target = httpx.URL(match.group(1))
+                url = target.raw_path.decode("ascii", "replace")
+                if not url.startswith(f"/v2/{self.path}/tags/list"):
+                    raise RegistryError(f"tags of {self.display}: a Link to {url!r}")
         return tags
 
     # -- referrers ------------------------------------------------------------------

@@ -32,7 +32,7 @@ class Session:
     def __init__(self, options: RegistryOptions) -> None:
         self.options = options
         self._config: RegistriesConfig | None = None
-        self._clients: dict[tuple[str, bool, str], RegistryClient] = {}
+        self._clients: dict[tuple[str, bool, Credentials | None], RegistryClient] = {}
         self._lock = threading.Lock()
 
     @property
@@ -49,14 +49,15 @@ class Session:
                 f"registry {ref.domain} is blocked in registries.conf (prefix "
                 f"{entry.prefix!r}): {ref}")
 
-    def insecure_for(self, host: str, configured: bool | None = None) -> bool:
-        """Plain HTTP / unverified TLS allowed for ``host``? An explicit ``tls_verify``
-        wins over registries.conf."""
+    def insecure_for(self, name: str, configured: bool | None = None) -> bool:
+        """Plain HTTP / unverified TLS allowed for ``name`` (``host/repository``, so that
+        a namespaced ``[[registry]]`` prefix applies)? An explicit ``tls_verify`` wins
+        over registries.conf."""
         if self.options.tls_verify is not None:
             return not self.options.tls_verify
         if configured is not None:
             return configured
-        entry = self.config.find(host)
+        entry = self.config.find(name)
         return bool(entry is not None and entry.insecure)
 
     def credentials_for(self, host: str, repository: str) -> Credentials | None:
@@ -71,9 +72,10 @@ class Session:
                insecure: bool | None = None) -> RegistryClient:
         """The client of ``host`` (shared by every thread; credentials are looked up for
         the repository, so namespaced auth.json keys apply)."""
-        insecure_now = self.insecure_for(host, insecure)
+        insecure_now = self.insecure_for(f"{host}/{repository}" if repository else host,
+                                         insecure)
         creds = self.credentials_for(host, repository)
-        key = (host, insecure_now, repr(creds.username if creds else None))
+        key = (host, insecure_now, creds)
         with self._lock:
             existing = self._clients.get(key)
             if existing is None:

@@ -135,7 +135,7 @@ class DockerSource:
         """A non-distributable layer from its own URL, without credentials
         (containers/image ``getExternalBlob``)."""
         reader = BlobReader(self._repo.client, url, frozenset(), desc,
-                            f"blob {desc.digest} from {url}", None)
+                            f"blob {desc.digest} from {url}", None, credentials=False)
         try:
             reader.start()
         except OCIError as exc:
