@@ -473,7 +473,7 @@ def test_push_failure_without_retries_is_typed_and_leaves_no_tag_or_upload(
     assert not fault_proxy.requests("PUT", r"/manifests/")
 
 
-@pytest.mark.parametrize("fault", ["500", "reset"])
+@pytest.mark.parametrize("fault", ["500", "416", "reset"])
 def test_chunked_push_survives_a_failed_chunk(
         registry: RegistryServer, fault_proxy: FaultProxy, tmp_path: Path,
         fault: str) -> None:
@@ -481,7 +481,7 @@ def test_chunked_push_survives_a_failed_chunk(
     repo = f"faults/chunked-{fault}"
     chunk = 64 << 10
     assert layers_of(image)[0].size > 3 * chunk
-    action = status(500) if fault == "500" else reset_request()
+    action = {"500": status(500), "416": status(416)}.get(fault, reset_request())
     rule = fault_proxy.add_rule("PATCH", r"/blobs/uploads/", action, skip=2)  # the 3rd chunk
     result = copy(image.reference, f"docker://{fault_proxy.host}/{repo}:v1",
                   dst_opts=plain(tmp_path, upload_chunk_size=chunk), jobs=1)
