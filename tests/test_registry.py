@@ -832,3 +832,33 @@ insecure = true
     with pytest.raises(NetworkError):  # outside the prefix: https only
         copy(image.reference, f"docker://{registry.host}/elsewhere/app:v1",
              dst_opts=write_conf(tmp_path, (tmp_path / "registries.conf").read_text()))
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["http", "https"])
+def test_blob_reads_come_in_large_pieces(registry: RegistryServer,
+                                         tls_registry: RegistryServer, tmp_path: Path,
+                                         tls: bool) -> None:
+    """Throughput depends on reading more than httpcore's 64 KiB (and TLS's 16 KiB
+    records) per call: the large-read network backend must be in use."""
+    image = random_image(seed=61, layers=1, files_per_layer=120, max_file_size=64 << 10)
+    layer = layers_of(image)[0]
+    assert layer.size > 1 << 20
+    reg = tls_registry if tls else registry
+    opts = (reg_options(tmp_path, credentials=Credentials(reg.username or "",
+                                                          reg.password or ""),
+                        cert_dir=str(reg.certs_dir)) if tls else plain(tmp_path))
+    dest = f"docker://{reg.host}/pieces/app:v1"
+    copy(image.reference, dest, dst_opts=opts)
+    with DockerSource(parse_image_name(dest), opts) as src:  # type: ignore[arg-type]
+        stream = src.get_blob(layer)
+        try:
+            sizes = []
+            while True:
+                data = stream.read(4 << 20)
+                if not data:
+                    break
+                sizes.append(len(data))
+        finally:
+            stream.close()
+    assert sum(sizes) == layer.size
+    assert max(sizes) > 64 << 10, sizes[:10]

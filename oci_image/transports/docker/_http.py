@@ -46,6 +46,7 @@ from ...interfaces import RegistryOptions
 from ...sysconfig.auth import Credentials
 from ...sysconfig.certs import tls_context
 from ._auth import Authenticator, parse_challenges, wrap_network_error
+from ._net import make_transport
 
 __all__ = ["RegistryClient", "raise_for_status"]
 
@@ -79,10 +80,10 @@ class RegistryClient:
         verify: ssl.SSLContext = tls_context(
             host, cert_dir=options.cert_dir, certs_d_dirs=options.certs_d_dirs,
             verify=not insecure)
+        limits = httpx.Limits(max_connections=32, max_keepalive_connections=16)
         self._http = httpx.Client(
-            verify=verify, follow_redirects=False, trust_env=False,
-            timeout=httpx.Timeout(options.timeout, read=options.read_timeout),
-            limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
+            transport=make_transport(verify, limits), follow_redirects=False,
+            trust_env=False, timeout=httpx.Timeout(options.timeout, read=options.read_timeout),
             # blobs are compressed already; a proxy's Content-Encoding would change the
             # bytes we hash, so ask for none
             headers={"User-Agent": options.user_agent or f"ocistack/{__version__}",
