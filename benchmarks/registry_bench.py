@@ -45,6 +45,15 @@ def run_case(name: str, runs: int, ours: list[str], skopeo: list[str], work: Pat
              fresh: bool = True, tools: tuple[str, ...] = ("ours", "skopeo")
              ) -> dict[str, object]:
     results: dict[str, list[tuple[float, int]]] = {t: [] for t in tools}
+    if not fresh:  # a no-op case: fill the destinations first, untimed
+        for tool in tools:
+            out = work / f"out-{tool}"
+            if out.exists():
+                shutil.rmtree(out)
+            out.mkdir()
+            args = [a.format(out=out, tag="warm") for a in (ours if tool == "ours" else skopeo)]
+            argv = ours_argv(args) if tool == "ours" else skopeo_argv(args, work)
+            measure(argv, env)
     for i in range(runs):
         order = tools if i % 2 == 0 else tuple(reversed(tools))
         for tool in order:

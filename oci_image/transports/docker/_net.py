@@ -3,7 +3,7 @@
 httpcore asks the socket for 64 KiB at a time and a TLS socket hands out one 16 KiB
 record per read; every piece then climbs through h11, httpcore, httpx and the copy
 pipeline in Python. With six blobs in flight that per-piece work, done under the GIL,
-was about 40% of a pull over loopback. :class:`LargeReadBackend` reads up to 1 MiB per
+was about 40% of a pull over loopback. :class:`LargeReadBackend` reads up to 512 KiB per
 call instead: whatever the kernel has ready, plus, for TLS, the records already
 buffered behind the first one. Only read sizes change; bytes, timeouts and errors are
 httpcore's own.
@@ -23,7 +23,7 @@ import httpx
 
 __all__ = ["READ_SIZE", "LargeReadBackend", "make_transport"]
 
-READ_SIZE: Final = 1 << 20
+READ_SIZE: Final = 512 << 10
 
 
 class _LargeReadStream(httpcore.NetworkStream):
