@@ -64,6 +64,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from oci_image.copy import CopyOptions, CopyResult, copy_image
+from oci_image.interfaces import OpenOptions, RegistryOptions
+from oci_image.spec import Descriptor, ImageManifest
+from oci_image.transports import parse_image_name
 from tests.faultproxy import FaultProxy, RedirectTarget
 from tests.peers import require
 
@@ -775,6 +779,48 @@ def _wait_ready(server: RegistryServer, port: int, timeout: float) -> None:
         time.sleep(0.01)
     raise _startup_failure(server, f"not ready within {timeout} s (last: {last})")
 
+
+
+# -- client-side helpers for registry tests -------------------------------------------
+
+
+def reg_options(tmp_path: Path, **kw: Any) -> OpenOptions:
+    """Registry options that read nothing of the machine's configuration (their own
+    empty registries.conf, drop-in directory, auth file and certs.d roots), with fast
+    retries and no partial-blob cache; ``kw`` overrides any field."""
+    conf = tmp_path / "registries.conf"
+    if not conf.exists():
+        conf.write_text("")
+    (tmp_path / "registries.conf.d").mkdir(exist_ok=True)
+    base: dict[str, Any] = {
+        "registries_conf": str(conf), "registries_conf_dir": str(tmp_path / "registries.conf.d"),
+        "certs_d_dirs": (), "retry_base_delay": 0.01, "retry_max_delay": 0.2,
+        "partial_blob_dir": "", "auth_file": str(tmp_path / "no-auth.json"),
+    }
+    base.update(kw)
+    return OpenOptions(registry=RegistryOptions(**base))
+
+
+def plain(tmp_path: Path, **kw: Any) -> OpenOptions:
+    """:func:`reg_options` for the plain-HTTP registries (``tls_verify=False``)."""
+    return reg_options(tmp_path, tls_verify=False, **kw)
+
+
+def copy(src: Any, dst: Any, src_opts: OpenOptions | None = None,
+         dst_opts: OpenOptions | None = None, *, progress: Any = None,
+         cancel: threading.Event | None = None, **kw: Any) -> CopyResult:
+    """``copy_image`` of two transport strings (or references) with per-side options;
+    ``kw`` are :class:`CopyOptions` fields."""
+    src_ref = parse_image_name(src) if isinstance(src, str) else src
+    dst_ref = parse_image_name(dst) if isinstance(dst, str) else dst
+    return copy_image(src_ref, dst_ref, CopyOptions(source_options=src_opts,
+                                                    dest_options=dst_opts, **kw),
+                      progress=progress, cancel=cancel)
+
+
+def layers_of(image: Any) -> list[Descriptor]:
+    """The layer descriptors of a built image's manifest."""
+    return list(ImageManifest.from_json(image.manifest).layers)
 
 # -- fixtures -----------------------------------------------------------------------
 

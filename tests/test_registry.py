@@ -17,7 +17,7 @@ from typing import Any
 import attrs
 import pytest
 
-from oci_image.copy import CopyOptions, MultiArch, copy_image
+from oci_image.copy import MultiArch
 from oci_image.errors import (
     AccessDeniedError,
     AuthenticationError,
@@ -37,40 +37,17 @@ from oci_image.transports import parse_image_name
 from oci_image.transports.docker import DockerReference, DockerSource
 from oci_image.validate import validate_image
 from tests.faultproxy import FaultProxy, RedirectTarget, redirect, status
-from tests.registry import RegistryServer, TokenServer
+from tests.registry import RegistryServer, TokenServer, copy, layers_of, plain, reg_options
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def reg_options(tmp_path: Path, **kw: Any) -> OpenOptions:
-    """Registry options that read nothing of the machine's configuration."""
-    conf = tmp_path / "registries.conf"
-    if not conf.exists():
-        conf.write_text("")
-    (tmp_path / "registries.conf.d").mkdir(exist_ok=True)
-    base: dict[str, Any] = {
-        "registries_conf": str(conf), "registries_conf_dir": str(tmp_path / "registries.conf.d"),
-        "certs_d_dirs": (), "retry_base_delay": 0.01, "retry_max_delay": 0.2,
-        "partial_blob_dir": "", "auth_file": str(tmp_path / "no-auth.json"),
-    }
-    base.update(kw)
-    return OpenOptions(registry=RegistryOptions(**base))
 
 
-def plain(tmp_path: Path, **kw: Any) -> OpenOptions:
-    return reg_options(tmp_path, tls_verify=False, **kw)
 
 
-def layers_of(image: Any) -> Any:
-    return ImageManifest.from_json(image.manifest).layers
 
 
-def copy(src: Any, dst: Any, src_opts: OpenOptions | None = None,
-         dst_opts: OpenOptions | None = None, **kw: Any) -> Any:
-    src_ref = parse_image_name(src) if isinstance(src, str) else src
-    dst_ref = parse_image_name(dst) if isinstance(dst, str) else dst
-    return copy_image(src_ref, dst_ref, CopyOptions(source_options=src_opts,
-                                                    dest_options=dst_opts, **kw))
 
 
 # -- references ----------------------------------------------------------------------

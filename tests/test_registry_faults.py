@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 
 from oci_image.build import BuiltImage
-from oci_image.copy import CopyOptions, CopyResult, ProgressEvent, ProgressKind, copy_image
+from oci_image.copy import CopyResult, ProgressEvent, ProgressKind
 from oci_image.errors import (
     CopyCancelledError,
     DigestMismatchError,
@@ -35,10 +35,9 @@ from oci_image.errors import (
     RegistryError,
     TooManyRequestsError,
 )
-from oci_image.interfaces import OpenOptions, RegistryOptions
+from oci_image.interfaces import OpenOptions
 from oci_image.spec import Compression, Descriptor, Digest, ImageManifest
 from oci_image.testing.random import random_image
-from oci_image.transports import parse_image_name
 from oci_image.validate import validate_image
 from tests.faultproxy import (
     FaultProxy,
@@ -50,39 +49,15 @@ from tests.faultproxy import (
     status,
     truncate_after,
 )
-from tests.registry import RegistryServer
+from tests.registry import RegistryServer, copy, layers_of, plain
 
 # -- helpers -------------------------------------------------------------------------
 
 
-def reg_options(tmp_path: Path, **kw: Any) -> OpenOptions:
-    """Registry options that read nothing of the machine's configuration, with fast
-    retries."""
-    conf = tmp_path / "registries.conf"
-    if not conf.exists():
-        conf.write_text("")
-    (tmp_path / "registries.conf.d").mkdir(exist_ok=True)
-    base: dict[str, Any] = {
-        "registries_conf": str(conf), "registries_conf_dir": str(tmp_path / "registries.conf.d"),
-        "certs_d_dirs": (), "retry_base_delay": 0.01, "retry_max_delay": 0.2,
-        "partial_blob_dir": "", "auth_file": str(tmp_path / "no-auth.json"),
-    }
-    base.update(kw)
-    return OpenOptions(registry=RegistryOptions(**base))
 
 
-def plain(tmp_path: Path, **kw: Any) -> OpenOptions:
-    return reg_options(tmp_path, tls_verify=False, **kw)
 
 
-def copy(src: Any, dst: Any, src_opts: OpenOptions | None = None,
-         dst_opts: OpenOptions | None = None, *, progress: Any = None,
-         cancel: threading.Event | None = None, **kw: Any) -> CopyResult:
-    src_ref = parse_image_name(src) if isinstance(src, str) else src
-    dst_ref = parse_image_name(dst) if isinstance(dst, str) else dst
-    return copy_image(src_ref, dst_ref, CopyOptions(source_options=src_opts,
-                                                    dest_options=dst_opts, **kw),
-                      progress=progress, cancel=cancel)
 
 
 @functools.cache
@@ -91,8 +66,6 @@ def big_image(seed: int, layers: int = 2) -> BuiltImage:
     return random_image(seed=seed, layers=layers, files_per_layer=40, max_file_size=32 << 10)
 
 
-def layers_of(image: BuiltImage) -> list[Descriptor]:
-    return list(ImageManifest.from_json(image.manifest).layers)
 
 
 def all_blobs(image: BuiltImage) -> list[Digest]:

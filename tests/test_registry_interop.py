@@ -30,15 +30,14 @@ from typing import Any
 import pytest
 import zstandard
 
-from oci_image.copy import CopyOptions, MultiArch, copy_image
-from oci_image.interfaces import OpenOptions, RegistryOptions
+from oci_image.copy import MultiArch
 from oci_image.spec import Compression, ImageIndex, ImageManifest, MediaType
 from oci_image.sysconfig.auth import Credentials
 from oci_image.testing.random import random_image, random_index
 from oci_image.transports import parse_image_name
 from oci_image.validate import validate_image
 from tests.peers import Podman, Skopeo, run_tool
-from tests.registry import RegistryServer, RequestRecord
+from tests.registry import RegistryServer, RequestRecord, copy, plain, reg_options
 
 pytestmark = pytest.mark.peers
 
@@ -50,31 +49,10 @@ INSECURE = "--tls-verify=false"
 # -- helpers -------------------------------------------------------------------------
 
 
-def reg_options(tmp_path: Path, **kw: Any) -> OpenOptions:
-    """Registry options that read nothing of the machine's configuration."""
-    conf = tmp_path / "registries.conf"
-    if not conf.exists():
-        conf.write_text("")
-    (tmp_path / "registries.conf.d").mkdir(exist_ok=True)
-    base: dict[str, Any] = {
-        "registries_conf": str(conf), "registries_conf_dir": str(tmp_path / "registries.conf.d"),
-        "certs_d_dirs": (), "retry_base_delay": 0.01, "retry_max_delay": 0.2,
-        "partial_blob_dir": "", "auth_file": str(tmp_path / "no-auth.json"),
-    }
-    base.update(kw)
-    return OpenOptions(registry=RegistryOptions(**base))
 
 
-def plain(tmp_path: Path, **kw: Any) -> OpenOptions:
-    return reg_options(tmp_path, tls_verify=False, **kw)
 
 
-def copy(src: Any, dst: Any, src_opts: OpenOptions | None = None,
-         dst_opts: OpenOptions | None = None, **kw: Any) -> Any:
-    src_ref = parse_image_name(src) if isinstance(src, str) else src
-    dst_ref = parse_image_name(dst) if isinstance(dst, str) else dst
-    return copy_image(src_ref, dst_ref, CopyOptions(source_options=src_opts,
-                                                    dest_options=dst_opts, **kw))
 
 
 def sha256(data: bytes) -> str:
