@@ -7,6 +7,7 @@ from __future__ import annotations
 import http.server
 import json
 import logging
+import os
 import subprocess
 import sys
 import threading
@@ -839,3 +840,49 @@ def test_blob_reads_come_in_large_pieces(registry: RegistryServer,
             stream.close()
     assert sum(sizes) == layer.size
     assert max(sizes) > 64 << 10, sizes[:10]
+
+
+def test_registry_token_is_sent_as_is(token_registry: RegistryServer,
+                                      token_issuer: TokenServer, tmp_path: Path) -> None:
+    """``--registry-token``: a bearer token obtained elsewhere is used directly; the
+    token server is never asked."""
+    image = random_image(seed=62)
+    dest = f"docker://{token_registry.host}/team/given:v1"
+    copy(image.reference, dest, dst_opts=token_opts(tmp_path, token_registry))
+    token, _ = token_issuer.issue("someone", [{"type": "repository", "name": "team/given",
+                                                "actions": ["pull"]}])
+    token_issuer.reset_log()
+    pulled = copy(dest, f"oci:{tmp_path}/given:x",
+                  src_opts=plain(tmp_path, registry_token=token))
+    assert pulled.manifest_digest == image.digest
+    assert token_issuer.log == []
+    with pytest.raises(AuthenticationError):
+        copy(dest, f"oci:{tmp_path}/given:y", src_opts=plain(tmp_path, registry_token="bogus"))
+
+
+def test_credential_helper_from_the_auth_file(tls_registry: RegistryServer,
+                                              tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """``credHelpers`` in auth.json: the docker-credential-<name> program answers for
+    the registry (a small script standing in for a real helper such as pass or ecr)."""
+    assert tls_registry.username
+    assert tls_registry.password
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    helper = bin_dir / "docker-credential-ocitest"
+    calls = tmp_path / "calls"
+    helper.write_text(
+        "#!/bin/sh\n"
+        f'read server; echo "$1 $server" >> {calls}\n'
+        f'printf \'{{"ServerURL": "%s", "Username": "{tls_registry.username}", '
+        f'"Secret": "{tls_registry.password}"}}\' "$server"\n')
+    helper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    auth = tmp_path / "auth.json"
+    auth.write_text(json.dumps({"credHelpers": {tls_registry.host: "ocitest"}}))
+    opts = reg_options(tmp_path, auth_file=str(auth), cert_dir=str(tls_registry.certs_dir))
+    image = random_image(seed=63)
+    result = copy(image.reference, f"docker://{tls_registry.host}/helper/app:v1",
+                  dst_opts=opts)
+    assert result.manifest_digest == image.digest
+    assert calls.read_text().split() == ["get", tls_registry.host]
