@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from . import __version__
-from .errors import InvalidReferenceError, OCIError
+from .errors import ConfigError, InvalidReferenceError, OCIError
 from .interfaces import OpenOptions, RegistryOptions, SupportsDelete, SupportsListTags
 from .spec import Compression, Platform, Reference, host_platform, manifest_digest
 from .spec._json import dumps
@@ -202,15 +202,15 @@ def _registry_options(args: argparse.Namespace, prefix: str) -> RegistryOptions:
     creds = None
     if get("creds"):
         if get("username") or get("password"):
-            raise InvalidReferenceError(
+            raise ConfigError(
                 f"--{prefix}creds and --{prefix}username/--{prefix}password conflict")
         creds = Credentials.parse(get("creds"))
     elif get("username"):
         if get("password") is None:
-            raise InvalidReferenceError(f"--{prefix}username needs --{prefix}password")
+            raise ConfigError(f"--{prefix}username needs --{prefix}password")
         creds = Credentials(get("username"), get("password"))
     elif get("password") is not None:
-        raise InvalidReferenceError(f"--{prefix}password needs --{prefix}username")
+        raise ConfigError(f"--{prefix}password needs --{prefix}username")
     kw: dict[str, Any] = {}
     if getattr(args, "retry_times", None) is not None:
         kw["retry_times"] = args.retry_times
@@ -468,7 +468,7 @@ def _cmd_login(args: argparse.Namespace) -> int:
         return 0
     registry = _strip_url(args.registry)
     if args.password_stdin and not args.username:
-        raise InvalidReferenceError("--password-stdin needs --username")
+        raise ConfigError("--password-stdin needs --username")
     username = args.username or input("Username: ")
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\n")
