@@ -13,6 +13,7 @@
     ├── ImageUnknownError(StorageError, LookupError)
     ├── ContainerUnknownError(StorageError, LookupError)
     ├── DuplicateNameError(StorageError, ValueError)  a name already used by another record
+    ├── DuplicateIDError(StorageError, ValueError)    an ID already used by another record
     └── LayerInUseError(StorageError)                 a layer that other records still need
 
 Messages name the layer, image, entry or file concerned.
@@ -25,6 +26,7 @@ from oci_image.errors import OCIError
 __all__ = [
     "ContainerUnknownError",
     "DriverNotSupportedError",
+    "DuplicateIDError",
     "DuplicateNameError",
     "ImageUnknownError",
     "LayerInUseError",
@@ -76,6 +78,10 @@ class ContainerUnknownError(StorageError, LookupError):
 
 class DuplicateNameError(StorageError, ValueError):
     """A name already belongs to another record."""
+
+
+class DuplicateIDError(StorageError, ValueError):
+    """A record with that ID already exists."""
 
 
 class LayerInUseError(StorageError):

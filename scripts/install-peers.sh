@@ -14,6 +14,7 @@ check buildah buildah
 check busybox busybox-static
 check htpasswd apache2-utils
 check fuse-overlayfs fuse-overlayfs
+check containers-storage containers-storage
 [ -x /bin/busybox ] || need="$need busybox-static"
 need=$(echo "$need" | tr ' ' '\n' | sort -u | tr '\n' ' ')
 if [ -z "$(echo "$need" | tr -d ' ')" ]; then
