@@ -57,7 +57,7 @@ import stat
 import tarfile
 from collections import deque
 from collections.abc import Callable
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import attrs
 
@@ -66,6 +66,9 @@ from oci_image.errors import DiffIDMismatchError, OCIError
 from oci_image.spec import Digest, DigestHasher, Readable
 
 from .errors import LayerLimitError, UnsafeArchiveError
+
+if TYPE_CHECKING:  # tar-split hook (tarsplit imports this module)
+    from .tarsplit import TarSplitWriter
 
 __all__ = [
     "AppliedLayer",
@@ -192,6 +195,8 @@ class _HashingReader:
         self._keep_tail = keep_tail
         self.tail = bytearray()
         self.tail_start = 0
+        #: tar-split hook: sees every byte read, in order (see apply_layer's tar_split)
+        self.observer: Callable[[bytes], None] | None = None
 
     def read(self, n: int = -1, /) -> bytes:
         data = self._stream.read(n if n is not None and n >= 0 else CHUNK)
@@ -201,6 +206,8 @@ class _HashingReader:
                 raise LayerLimitError(
                     f"layer is over the limit of {self._limit} uncompressed bytes")
             self.hasher.update(data)
+            if self.observer is not None:
+                self.observer(data)
             if self._keep_tail:
                 self.tail += data
                 excess = len(self.tail) - _TAIL_WINDOW
@@ -550,6 +557,11 @@ class _Applier:
                                          f"{info.linkname!r}", entry=raw_name)
             if (*tpath, tbase) == path:
                 return  # a link to itself: nothing to do
+            if (*tpath, tbase)[:len(path)] == path:
+                # replacing ``path`` would delete the target inside it first
+                raise UnsafeArchiveError(
+                    f"tar entry {raw_name!r}: hardlink to {info.linkname!r}, which is "
+                    f"inside the entry it replaces", entry=raw_name)
             _remove(base, parent)
             os.link(tbase, base, src_dir_fd=tdir, dst_dir_fd=parent, follow_symlinks=False)
         finally:
@@ -663,7 +675,8 @@ def apply_layer(stream: Readable, root: str | os.PathLike[str], *,
                 options: ApplyOptions | None = None,
                 limits: ApplyLimits | None = None,
                 expected_diff_id: Digest | None = None,
-                on_entry: Callable[[tarfile.TarInfo], None] | None = None) -> AppliedLayer:
+                on_entry: Callable[[tarfile.TarInfo], None] | None = None,
+                tar_split: TarSplitWriter | None = None) -> AppliedLayer:
     """Apply the layer read from ``stream`` (gzip, zstd, bzip2, xz or plain tar, detected
     by content) onto the existing directory ``root``, and drain ``stream`` to its end.
 
@@ -674,6 +687,10 @@ def apply_layer(stream: Readable, root: str | os.PathLike[str], *,
     discards it. Nothing outside ``root`` is created, changed or read.
 
     ``on_entry`` (if given) sees every parsed header before it is applied.
+
+    ``tar_split`` (if given) is fed every byte of the uncompressed stream, in order, to
+    record the layer's tar-split; the caller commits it once this returns (see
+    :mod:`oci_storage.tarsplit`).
     """
     options = options if options is not None else ApplyOptions()
     limits = limits if limits is not None else ApplyLimits()
@@ -682,6 +699,8 @@ def apply_layer(stream: Readable, root: str | os.PathLike[str], *,
     compression = detect_compression(peek.peek(6))
     plain = _HashingReader(DecompressingReader(peek, compression), limits.max_bytes,
                            keep_tail=True)
+    if tar_split is not None:  # tar-split hook: record the exact uncompressed stream
+        plain.observer = tar_split.feed
     root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     applier = _Applier(root_fd, mode, options, limits)
     entries = 0

@@ -9,6 +9,8 @@
     │                                                 size, entry count, header sizes
     ├── DriverNotSupportedError(StorageError)         a named driver cannot work here
     ├── StoreCorruptError(StorageError)               a record file that cannot be read
+    ├── TarSplitError(StorageError, ValueError)       a layer tar-split cannot record or
+    │                                                 reproduce
     ├── LayerUnknownError(StorageError, LookupError)
     ├── ImageUnknownError(StorageError, LookupError)
     ├── ContainerUnknownError(StorageError, LookupError)
@@ -34,6 +36,7 @@ __all__ = [
     "LayerUnknownError",
     "StorageError",
     "StoreCorruptError",
+    "TarSplitError",
     "UnsafeArchiveError",
 ]
 
@@ -62,6 +65,11 @@ class DriverNotSupportedError(StorageError):
 
 class StoreCorruptError(StorageError):
     """A record file (layers.json, images.json, ...) cannot be read."""
+
+
+class TarSplitError(StorageError, ValueError):
+    """A tar-split record that cannot be written (an entry the format cannot reproduce)
+    or read (a malformed file)."""
 
 
 class LayerUnknownError(StorageError, LookupError):

@@ -548,7 +548,8 @@ def _model_apply(state: dict[str, bytes | None], ops: list[tuple[str, str, str, 
             builder.dir(path)
         elif kind == "hardlink":
             target = state.get(other)
-            if other not in state or target is None or other == path:
+            if other not in state or target is None or other == path \
+                    or other.startswith(path + "/"):  # refused: see the test below
                 continue
             remove(path)
             state[path] = target
@@ -590,3 +591,15 @@ def _tree_latin1(root: Path) -> dict[str, str]:
             out[str(p.relative_to(root))] = "<dir>" if p.is_dir() else \
                 p.read_bytes().decode("latin-1")
     return out
+
+
+def test_hardlink_replacing_the_directory_holding_its_target_is_refused(
+        tmp_path: Path) -> None:
+    """``a/a`` then a hardlink ``a`` -> ``a/a``: replacing the directory ``a`` would
+    delete the target first (found by the model test)."""
+    root = tmp_path / "root"
+    root.mkdir()
+    with pytest.raises(UnsafeArchiveError) as info:
+        _apply(TarBuilder().file("a/a", b"x").hardlink("a", "a/a").build(), root)
+    assert info.value.entry == "a"
+    assert (root / "a" / "a").read_bytes() == b"x"
