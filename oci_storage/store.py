@@ -1,0 +1,349 @@
+"""A containers/storage-compatible store: layers applied by a graph driver, image and
+layer records podman reads as its own (see docs/storage-format.md).
+
+Composes :mod:`oci_storage.records` (the JSON records and their locks),
+:mod:`oci_storage.drivers` (the layer trees) and :mod:`oci_storage.tarsplit` (the
+``<id>.tar-split.gz`` kept next to ``layers.json``)::
+
+    with Store.open(graphroot, runroot) as store:
+        parent = None
+        for blob, diff_id in layers:
+            parent = store.put_layer(parent and parent.id, blob, diff_id=diff_id).id
+        store.create_image(config_digest.hex, parent, names=("localhost/x:1",),
+                           manifest=raw_manifest, config=raw_config)
+
+Locking follows containers/storage: ``storage.lock`` (the graph lock) is held while the
+driver is chosen and the store is checked on open; each change holds the record locks
+it needs, always in the order layers -> images -> containers, only for the change.
+
+Crash safety, as c/storage: a layer record is saved with the ``incomplete`` flag before
+its driver directory is made and cleared once the layer is applied (and set again before
+a layer is deleted); opening a store deletes the layers still marked so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import Final
+
+import attrs
+
+from oci_image.errors import DigestMismatchError
+from oci_image.spec import Digest, Readable
+
+from .apply import ApplyLimits, ApplyOptions, WhiteoutMode, apply_layer
+from .drivers import DRIVERS, Driver, select_driver
+from .drivers.overlay import OverlayDriver
+from .drivers.vfs import VfsDriver
+from .errors import (
+    ImageUnknownError,
+    LayerInUseError,
+    LayerUnknownError,
+    StorageError,
+)
+from .lockfile import LockFile, get_lockfile
+from .records import (
+    INCOMPLETE_FLAG,
+    ZERO_TIME,
+    ContainerRecords,
+    Image,
+    ImageRecords,
+    Layer,
+    LayerRecords,
+    MountRecords,
+    chain_layer_id,
+    format_timestamp,
+    parse_timestamp,
+    random_id,
+)
+from .tarsplit import TarSplitWriter
+
+__all__ = ["COMPRESSION_CODES", "DeletedImage", "Store"]
+
+#: ``archive.Compression`` codes stored in a layer's ``compression``
+COMPRESSION_CODES: Final = {"none": 0, "bzip2": 1, "gzip": 2, "xz": 3, "zstd": 4}
+GRAPH_LOCK: Final = "storage.lock"
+_GO_TIME: Final = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?Z")
+
+
+def _go_time(text: str | None) -> str:
+    """An RFC 3339 time as Go's ``time.Time`` JSON writes it (trailing zeros dropped)."""
+    if not text:
+        return format_timestamp()
+    match = _GO_TIME.fullmatch(text)
+    if match is not None:
+        frac = (match.group(2) or "").rstrip("0")
+        return match.group(1) + (f".{frac}" if frac else "") + "Z"
+    return format_timestamp(parse_timestamp(text))
+
+
+def _sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+@attrs.frozen
+class DeletedImage:
+    """What :meth:`Store.delete_image` removed."""
+
+    image: Image
+    #: the layers deleted with it (top first): those no other record needed
+    layers: tuple[str, ...]
+
+
+class Store:
+    """One store: ``graphroot`` (records, layers) and ``runroot`` (mount counts).
+    Open it with :meth:`open`; usable as a context manager."""
+
+    def __init__(self, graphroot: Path, runroot: Path, driver: Driver) -> None:
+        self.graphroot = graphroot
+        self.runroot = runroot
+        self.driver = driver
+        name = driver.name
+        self.graph_lock: LockFile = get_lockfile(graphroot / GRAPH_LOCK)
+        self.layer_records = LayerRecords.open(graphroot, name)
+        self.image_records = ImageRecords.open(graphroot, name)
+        self.container_records = ContainerRecords.open(graphroot, name)
+        self.mount_records = MountRecords.open(runroot, name)
+
+    # -- opening ---------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, graphroot: str | os.PathLike[str], runroot: str | os.PathLike[str],
+             driver_name: str | None = None) -> Store:
+        """Open (creating when needed) the store. ``driver_name=None`` keeps the driver
+        the store already uses (the first of :data:`DRIVERS` with a ``<drv>-layers``
+        directory), else picks the first one that works here. Layers left incomplete
+        by a crash are deleted."""
+        graph = Path(graphroot).absolute()
+        run = Path(runroot).absolute()
+        for directory in (graph, run):
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with get_lockfile(graph / GRAPH_LOCK).exclusive():
+            if driver_name is None:
+                driver_name = next((d for d in DRIVERS if (graph / f"{d}-layers").is_dir()),
+                                   None)
+            driver = select_driver(graph, driver_name)
+            for sub in ("mounts", "tmp", driver.name):
+                (graph / sub).mkdir(mode=0o700, exist_ok=True)
+            # as the Go drivers' Init: vfs/dir, overlay/l
+            if isinstance(driver, VfsDriver):
+                (driver.root / "dir").mkdir(mode=0o700, exist_ok=True)
+            elif isinstance(driver, OverlayDriver):
+                (driver.root / "l").mkdir(mode=0o700, exist_ok=True)
+            store = cls(graph, run, driver)
+            store._recover()
+        return store
+
+    def close(self) -> None:
+        """Nothing to release: locks are only held during calls."""
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.graphroot)!r}, {str(self.runroot)!r}, {self.driver.name!r})"
+
+    def _recover(self) -> None:
+        """Delete the layers marked incomplete (as c/s's layer store load does)."""
+        with self.layer_records.transaction():
+            for layer in self.layer_records.incomplete():
+                self._remove_layer(layer.id)
+
+    # -- lookups ---------------------------------------------------------------------
+
+    def layers(self) -> tuple[Layer, ...]:
+        return self.layer_records.records()
+
+    def images(self) -> tuple[Image, ...]:
+        return self.image_records.records()
+
+    def layer(self, ref: str) -> Layer:
+        """A layer by ID, name or unique ID prefix."""
+        return self.layer_records.get(ref)
+
+    def image(self, ref: str) -> Image:
+        """An image by ID, name, unique ID prefix, or (``sha256:...``) a manifest digest
+        or its ID as a digest."""
+        records = self.image_records
+        with records.reading() as snap:
+            found = records._find(snap, ref)
+            if found is not None:
+                return found
+            if ref.startswith("sha256:"):
+                hex_ = ref.partition(":")[2]
+                found = snap.by_id.get(hex_)
+                if found is None:
+                    found = next((r for r in snap.records if ref in r.digests), None)
+                if found is not None:
+                    return found
+        raise ImageUnknownError(f"image {ref!r} is not known in {records.path}")
+
+    def layer_path(self, layer_id: str) -> Path:
+        """Where the driver keeps the layer's own files (vfs: the full tree; overlay:
+        ``diff/``)."""
+        root, _ = self._apply_target(layer_id)
+        return Path(root)
+
+    # -- layers ----------------------------------------------------------------------
+
+    def _apply_target(self, layer_id: str) -> tuple[str, WhiteoutMode]:
+        if isinstance(self.driver, OverlayDriver):
+            return self.driver.diff_dir(layer_id), WhiteoutMode.OVERLAY
+        if isinstance(self.driver, VfsDriver):
+            return self.driver.dir(layer_id), WhiteoutMode.DELETE
+        raise StorageError(f"driver {self.driver.name} cannot record tar-split")
+
+    def put_layer(self, parent_id: str | None, stream: Readable, *,
+                  diff_id: Digest | None, compressed_digest: Digest | None = None,
+                  names: Iterable[str] = (), options: ApplyOptions | None = None,
+                  limits: ApplyLimits | None = None) -> Layer:
+        """Apply the layer blob ``stream`` (gzip, zstd, ... or plain tar) on top of
+        ``parent_id`` and record it.
+
+        With a ``diff_id`` the layer gets the image layer ID c/image gives it (the chain
+        ID); if a complete layer with that ID exists it is returned as is (``stream`` is
+        not read). Without one it gets a random ID. A wrong ``diff_id`` or
+        ``compressed_digest`` raises and leaves no trace (no record, driver directory
+        or tar-split)."""
+        layers = self.layer_records
+        with layers.transaction() as txn:
+            parent = txn.get(parent_id) if parent_id else None
+            if parent is not None and parent.incomplete:
+                raise LayerUnknownError(f"parent layer {parent.id} is incomplete")
+            pid = parent.id if parent is not None else None
+            layer_id = chain_layer_id(pid, str(diff_id)) if diff_id is not None else random_id()
+            existing = self._layer_by_id(layer_id)
+            if existing is not None:
+                if not existing.incomplete:
+                    return existing
+                self._remove_layer(layer_id)  # left by a crash (we hold the lock)
+            record = txn.create(Layer(id=layer_id, names=tuple(names), parent=pid or "",
+                                      flags={INCOMPLETE_FLAG: True}))
+            try:
+                self.driver.create(layer_id, pid)
+                root, mode = self._apply_target(layer_id)
+                with TarSplitWriter(layers.tar_split_path(layer_id)) as tar_split:
+                    applied = apply_layer(stream, root, mode=mode, options=options,
+                                          limits=limits, expected_diff_id=diff_id,
+                                          tar_split=tar_split)
+                    if (compressed_digest is not None
+                            and applied.compressed_digest != compressed_digest):
+                        raise DigestMismatchError(
+                            f"layer blob digest is {applied.compressed_digest}, expected "
+                            f"{compressed_digest}")
+            except BaseException:
+                self._remove_layer(layer_id)
+                raise
+            done = attrs.evolve(
+                record,
+                compressed_digest=str(applied.compressed_digest),
+                compressed_size=applied.compressed_size,
+                uncompressed_digest=str(applied.diff_id),
+                uncompressed_size=applied.uncompressed_size,
+                compression=COMPRESSION_CODES.get(applied.compression, 0),
+                uids=sorted(applied.uids), gids=sorted(applied.gids),
+                flags={k: v for k, v in record.flags.items() if k != INCOMPLETE_FLAG})
+            return txn.update(layer_id, lambda _old: done)
+
+    def _layer_by_id(self, layer_id: str) -> Layer | None:
+        with self.layer_records.reading() as snap:
+            return snap.by_id.get(layer_id)
+
+    def _remove_layer(self, layer_id: str) -> None:
+        """Delete a layer's driver directory, tar-split and record, marking it incomplete
+        first (needs the layers lock)."""
+        layers = self.layer_records
+        known = self._layer_by_id(layer_id) is not None
+        if known:
+            layers.set_flag(layer_id, INCOMPLETE_FLAG, True)
+        self.driver.remove(layer_id)
+        layers.tar_split_path(layer_id).unlink(missing_ok=True)
+        if known:
+            layers.delete(layer_id)
+
+    # -- images ----------------------------------------------------------------------
+
+    def create_image(self, image_id: str, top_layer: str, *, names: Iterable[str] = (),
+                     manifest: bytes, manifest_digest: Digest | None = None,
+                     config: bytes, config_digest: Digest | None = None,
+                     created: str | None = None) -> Image:
+        """Record an image as podman's pull does: ``digest`` the manifest digest, big
+        data ``sha256:<config>`` (the config), ``manifest-<digest>``, ``manifest`` and an
+        empty ``signature-<hex>``, ``metadata`` with the signature sizes. ``created``
+        defaults to the config's ``created``."""
+        m_digest = manifest_digest or Digest.from_bytes(manifest)
+        c_digest = config_digest or Digest.from_bytes(config)
+        if c_digest != Digest.from_bytes(config, c_digest.algorithm):
+            raise DigestMismatchError(f"config digest is not {c_digest}")
+        if created is None:
+            with contextlib.suppress(ValueError, TypeError, AttributeError):
+                value = json.loads(config).get("created")
+                created = value if isinstance(value, str) else None
+        when = _go_time(created) if created else ZERO_TIME
+        name_list = tuple(dict.fromkeys(names))
+        history: list[str] = []
+        for name in name_list:
+            history = [name, *(h for h in history if h != name)]
+        metadata = json.dumps({"signatures-sizes": {str(m_digest): []}},
+                              separators=(",", ":"))
+        with self.layer_records.lockfile.shared(), self.image_records.transaction() as txn:
+            top = self.layer_records.get(top_layer)
+            if top.incomplete:
+                raise LayerUnknownError(f"layer {top.id} is incomplete")
+            txn.create(Image(id=image_id, digest=str(m_digest), names=name_list,
+                             names_history=tuple(history), top_layer=top.id,
+                             metadata=metadata, created=when))
+            try:
+                images = self.image_records
+                images.set_big_data(image_id, str(c_digest), config)
+                images.set_big_data(image_id, f"manifest-{m_digest}", manifest,
+                                    digest=str(m_digest))
+                images.set_big_data(image_id, "manifest", manifest, digest=str(m_digest))
+                return images.set_big_data(image_id, f"signature-{m_digest.hex}", b"",
+                                           digest=_sha256(b""))
+            except BaseException:
+                txn.delete(image_id)
+                raise
+
+    def delete_image(self, ref: str) -> DeletedImage:
+        """Delete the image and, as c/s's ``DeleteImage(commit=true)``, its layers from
+        the top down as long as no other image, container or child layer uses them."""
+        layers, images, containers = (self.layer_records, self.image_records,
+                                      self.container_records)
+        with layers.transaction(), images.transaction(), containers.transaction():
+            image = self.image(ref)
+            others = [i for i in images.records() if i.id != image.id]
+            used = {i.top_layer for i in others}
+            used.update(m for i in others for m in i.mapped_top_layers)
+            used.update(c.layer for c in containers.records())
+            images.delete(image.id)
+            removed: list[str] = []
+            layer_id = image.top_layer
+            while layer_id and layer_id not in used:
+                layer = self._layer_by_id(layer_id)
+                if layer is None or layers.children(layer_id):
+                    break
+                if self.mount_records.count(layer_id) > 0:
+                    raise LayerInUseError(f"layer {layer_id} is mounted")
+                self._remove_layer(layer_id)
+                removed.append(layer_id)
+                layer_id = layer.parent
+            return DeletedImage(image, tuple(removed))
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[Store]:
+        """Hold the layer, image and container locks (in c/s's order) exclusively."""
+        with (self.layer_records.transaction(), self.image_records.transaction(),
+              self.container_records.transaction()):
+            yield self
