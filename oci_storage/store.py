@@ -28,10 +28,12 @@ import hashlib
 import json
 import os
 import re
+import shutil
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import Final
+from typing import BinaryIO, Final
 
 import attrs
 
@@ -40,9 +42,11 @@ from oci_image.spec import Digest, Readable
 
 from .apply import ApplyLimits, ApplyOptions, WhiteoutMode, apply_layer
 from .drivers import DRIVERS, Driver, select_driver
-from .drivers.overlay import OverlayDriver
+from .drivers.overlay import OverlayDriver, is_mounted
 from .drivers.vfs import VfsDriver
 from .errors import (
+    DuplicateIDError,
+    DuplicateNameError,
     ImageUnknownError,
     LayerInUseError,
     LayerUnknownError,
@@ -52,6 +56,7 @@ from .lockfile import LockFile, get_lockfile
 from .records import (
     INCOMPLETE_FLAG,
     ZERO_TIME,
+    Container,
     ContainerRecords,
     Image,
     ImageRecords,
@@ -65,7 +70,7 @@ from .records import (
 )
 from .tarsplit import TarSplitWriter
 
-__all__ = ["COMPRESSION_CODES", "DeletedImage", "Store"]
+__all__ = ["COMPRESSION_CODES", "Container", "DeletedImage", "Store"]
 
 #: ``archive.Compression`` codes stored in a layer's ``compression``
 COMPRESSION_CODES: Final = {"none": 0, "bzip2": 1, "gzip": 2, "xz": 3, "zstd": 4}
@@ -347,3 +352,157 @@ class Store:
         with (self.layer_records.transaction(), self.image_records.transaction(),
               self.container_records.transaction()):
             yield self
+
+    # -- containers ------------------------------------------------------------------
+
+    def containers(self) -> tuple[Container, ...]:
+        return self.container_records.records()
+
+    def container(self, ref: str) -> Container:
+        """A container by ID, name, its layer's ID or a unique ID prefix."""
+        return self.container_records.get(ref)
+
+    def container_run_dir(self, container_id: str) -> Path:
+        """c/s's ``ContainerRunDirectory``: ``<runroot>/<drv>-containers/<id>/userdata``."""
+        return self.runroot / f"{self.driver.name}-containers" / container_id / "userdata"
+
+    def create_container(self, image_ref: str, *, name: str | None = None,
+                         container_id: str | None = None) -> Container:
+        """Create a container of the image ``image_ref`` as podman does: a read-write
+        layer with a random ID on top of the image's top layer (named ``<name>-layer``
+        when the container has a name), and a ``containers.json`` record with podman's
+        ``metadata`` (image-name, image-id, name, created-at) and ``flags``
+        (``MountLabel``, ``ProcessLabel``, both empty). Nothing is mounted."""
+        names = (name,) if name else ()
+        cid = container_id or random_id()
+        layers, containers = self.layer_records, self.container_records
+        with layers.transaction() as txn, self.image_records.lockfile.shared(), \
+                containers.transaction():
+            image = self.image(image_ref)
+            with containers.reading() as snap:
+                if cid in snap.by_id:
+                    raise DuplicateIDError(f"a container with ID {cid!r} already exists")
+                for taken in names:
+                    if taken in snap.by_name:
+                        raise DuplicateNameError(
+                            f"container name {taken!r} is already used by "
+                            f"{snap.by_name[taken].id}")
+            parent = None
+            if image.top_layer:
+                top = layers.get(image.top_layer)
+                if top.incomplete:
+                    raise LayerUnknownError(f"layer {top.id} is incomplete")
+                parent = top.id
+            layer_id = random_id()
+            record = txn.create(Layer(id=layer_id, names=tuple(f"{n}-layer" for n in names),
+                                      parent=parent or "", flags={INCOMPLETE_FLAG: True}))
+            try:
+                self.driver.create(layer_id, parent)
+                layers.update(layer_id, lambda _old: attrs.evolve(record, flags={}))
+                image_name = (image_ref if image_ref in image.names
+                              else image.names[0] if image.names else image.id)
+                metadata = json.dumps({"image-name": image_name, "image-id": image.id,
+                                       "name": name or "",
+                                       "created-at": int(time.time())},
+                                      separators=(",", ":"))
+                container = containers.create(Container(
+                    id=cid, names=names, image=image.id, layer=layer_id, metadata=metadata,
+                    flags={"MountLabel": "", "ProcessLabel": ""}))
+            except BaseException:
+                self._remove_layer(layer_id)
+                raise
+            # c/s's ContainerDirectory and ContainerRunDirectory
+            (containers.data_dir(cid) / "userdata").mkdir(mode=0o700, parents=True,
+                                                          exist_ok=True)
+            self.container_run_dir(cid).mkdir(mode=0o700, parents=True, exist_ok=True)
+            return container
+
+    def _mount_target(self, ref: str) -> tuple[Layer, str]:
+        """The layer a mount reference names (a container or a layer) and its mount
+        label; needs the layers lock."""
+        with self.container_records.reading() as snap:
+            found = self.container_records._find(snap, ref)
+        if found is not None:
+            label = found.flags.get("MountLabel", "")
+            return self.layer_records.get(found.layer), label if isinstance(label, str) else ""
+        layer = self.layer_records.get(ref)
+        return layer, layer.mount_label
+
+    def _really_mounted(self, path: str) -> bool:
+        if isinstance(self.driver, OverlayDriver):
+            return is_mounted(path)
+        return True
+
+    def mount(self, ref: str) -> str:
+        """Mount a container's layer (or a layer) and return its rootfs path. Counted in
+        ``mountpoints.json`` as c/s does: the first mount mounts through the driver,
+        later ones only count."""
+        with self.layer_records.transaction():
+            layer, label = self._mount_target(ref)
+            return self._mount_layer(layer, label)
+
+    def _mount_layer(self, layer: Layer, label: str) -> str:
+        with self.mount_records.transaction():
+            if layer.incomplete:
+                raise LayerUnknownError(f"layer {layer.id} is incomplete")
+            with self.mount_records.reading() as snap:
+                entry = snap.by_id.get(layer.id)
+            if entry is not None and entry.count > 0 and self._really_mounted(entry.path):
+                self.mount_records.change(layer.id, entry.path, 1)
+                return entry.path
+            path = self.driver.mount(layer.id, label)
+            # a stale count (the mount vanished) starts again at 1
+            self.mount_records.change(layer.id, path, 1 - (entry.count if entry else 0))
+            return path
+
+    def mount_count(self, ref: str) -> int:
+        """How many times the container's layer (or the layer) is mounted."""
+        with self.layer_records.lockfile.shared():
+            layer, _ = self._mount_target(ref)
+            return self.mount_records.count(layer.id)
+
+    def unmount(self, ref: str, *, force: bool = False) -> bool:
+        """Drop one mount reference (all of them with ``force``); the last one really
+        unmounts. Returns whether the layer is still mounted afterwards (as c/s's
+        ``Unmount``)."""
+        with self.layer_records.transaction():
+            layer, _ = self._mount_target(ref)
+            return self._unmount_layer(layer.id, force)
+
+    def _unmount_layer(self, layer_id: str, force: bool) -> bool:
+        with self.mount_records.transaction():
+            count = self.mount_records.count(layer_id)
+            if count > 1 and not force:
+                return self.mount_records.change(layer_id, "", -1) > 0
+            self.driver.unmount(layer_id)
+            if count:
+                self.mount_records.change(layer_id, "", -count)
+            return False
+
+    def delete_container(self, ref: str, *, force: bool = False) -> Container:
+        """Delete the container: its layer (driver directory and record), its record and
+        its data and run directories. A mounted container raises
+        :class:`LayerInUseError` unless ``force``, which unmounts it first."""
+        layers, containers = self.layer_records, self.container_records
+        with layers.transaction(), self.image_records.lockfile.shared(), \
+                containers.transaction():
+            container = containers.get(ref)
+            count = self.mount_records.count(container.layer)
+            if count > 0:
+                if not force:
+                    raise LayerInUseError(f"container {container.id} is mounted "
+                                          f"({count} times)")
+                self._unmount_layer(container.layer, True)
+            if self._layer_by_id(container.layer) is not None or \
+                    self.driver.exists(container.layer):
+                self._remove_layer(container.layer)
+            containers.delete(container.id)
+            shutil.rmtree(self.container_run_dir(container.id).parent, ignore_errors=True)
+            return container
+
+    def diff(self, ref: str) -> BinaryIO:
+        """The changes of a container's layer (or a layer) against its parent, as an
+        uncompressed OCI layer tar (whiteouts for deletions) from the driver's diff."""
+        with self.layer_records.lockfile.shared():
+            layer, _ = self._mount_target(ref)
+            return self.driver.diff(layer.id, layer.parent or None)
