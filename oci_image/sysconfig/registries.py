@@ -426,7 +426,8 @@ def _drop_in_files(dirs: Iterable[Path]) -> list[Path]:
     files: list[Path] = []
     for directory in dirs:
         try:
-            entries = list(os.scandir(directory))
+            with os.scandir(directory) as scan:
+                entries = list(scan)
         except FileNotFoundError:
             continue
         except OSError as exc:

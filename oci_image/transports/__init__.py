@@ -27,6 +27,7 @@ __all__ = [
 
 # Keep sorted (a test checks): name -> "module:attribute" of an ImageTransport instance.
 _BUILTIN: Final[dict[str, str]] = {
+    "containers-storage": "oci_storage.transport:TRANSPORT",
     "dir": "oci_image.transports.dir:TRANSPORT",
     "docker": "oci_image.transports.docker:TRANSPORT",
     "docker-archive": "oci_image.transports.docker_archive:TRANSPORT",
