@@ -13,7 +13,9 @@ local transport and back, verifying each step -- no daemon, no network.
    result of a full validation (every blob re-read and checked against its digest, every
    layer against its diff_id);
 5. start a loopback registry (docker-registry), push the image to it, pull it back into
-   a new layout, pull again (nothing downloaded) and check the digests.
+   a new layout, pull again (nothing downloaded) and check the digests;
+6. pull it from the registry into a containers/storage-compatible store (vfs), create a
+   container from it, mount its rootfs and show a file, then clean up.
 """
 
 from __future__ import annotations
@@ -151,6 +153,31 @@ def registry_round_trip(out: Path, manifest: str) -> None:
         if row["manifest"] != manifest or str(pulled.manifest_digest) != manifest:
             raise SystemExit("the registry round trip changed the manifest")
         print("    manifest digest unchanged through the registry: True")
+        store_round_trip(out, remote, plain_http)
+
+
+def store_round_trip(out: Path, remote: str, plain_http: OpenOptions) -> None:
+    """6. pull into a containers/storage-compatible store, create a container, mount it."""
+    from oci_storage.store import Store
+
+    graph, run = out / "store", out / "run"
+    target = f"containers-storage:[vfs@{graph}+{run}]localhost/demo:latest"
+    stored = copy_image(remote, target, CopyOptions(source_options=plain_http))
+    print(f"\npulled {remote} -> {target}: {stored.blobs_copied} blobs copied")
+    with Store.open(graph, run) as store:
+        (image,) = store.images()
+        print(f"store: image {image.id[:12]} {list(image.names)}, "
+              f"{len(store.layers())} layers ({store.driver.name} driver)")
+        container = store.create_container("localhost/demo:latest", name="demo")
+        rootfs = Path(store.mount("demo"))
+        try:
+            print(f"container {container.id[:12]} mounted at {rootfs}")
+            print(f"    /etc/passwd: {(rootfs / 'etc/passwd').read_text().splitlines()[0]}")
+            print(f"    /bin/busybox: {(rootfs / 'bin/busybox').stat().st_size} bytes")
+        finally:
+            store.unmount("demo")
+        store.delete_container("demo")
+    print("    container unmounted and deleted: True")
 
 
 if __name__ == "__main__":

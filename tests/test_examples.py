@@ -37,6 +37,10 @@ def test_demo(tmp_path: Path) -> None:
     assert "config digest the same at every stop: True" in out
     assert "manifest digest unchanged through the registry: True" in out
     assert "pulled again: 3 blobs already present, 0 downloaded" in out
+    assert "store: image " in out
+    assert "['localhost/demo:latest'], 2 layers" in out
+    assert "/etc/passwd: root:x:0:0:root:/root:/bin/sh" in out
+    assert "container unmounted and deleted: True" in out
     inspect_start = out.index("{")
     inspected = json.loads(out[inspect_start:out.index("\n}", inspect_start) + 2])
     assert inspected["Env"] == ["PATH=/bin", "GREETING=hello"]
