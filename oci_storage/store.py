@@ -306,19 +306,30 @@ class Store:
             top = self.layer_records.get(top_layer)
             if top.incomplete:
                 raise LayerUnknownError(f"layer {top.id} is incomplete")
-            txn.create(Image(id=image_id, digest=str(m_digest), names=name_list,
-                             names_history=tuple(history), top_layer=top.id,
-                             metadata=metadata, created=when))
+            # Crash safety (as c/s's images.create): the big data is written first and
+            # the record, listing it, saved once after; a crash in between leaves at
+            # most an unreferenced data dir, never an image without its manifest or
+            # config (which a later copy of the same image would not repair).
+            with txn.reading() as snap:
+                if image_id in snap.by_id:  # checked before touching its data dir
+                    raise DuplicateIDError(
+                        f"a {txn.kind} with ID {image_id!r} already exists")
+            big_data = ((str(c_digest), config, _sha256(config)),
+                        (f"manifest-{m_digest}", manifest, str(m_digest)),
+                        ("manifest", manifest, str(m_digest)),
+                        (f"signature-{m_digest.hex}", b"", _sha256(b"")))
+            record = Image(id=image_id, digest=str(m_digest), names=name_list,
+                           names_history=tuple(history), top_layer=top.id,
+                           metadata=metadata, created=when,
+                           big_data_names=tuple(key for key, _, _ in big_data),
+                           big_data_sizes={key: len(data) for key, data, _ in big_data},
+                           big_data_digests={key: dig for key, _, dig in big_data})
             try:
-                images = self.image_records
-                images.set_big_data(image_id, str(c_digest), config)
-                images.set_big_data(image_id, f"manifest-{m_digest}", manifest,
-                                    digest=str(m_digest))
-                images.set_big_data(image_id, "manifest", manifest, digest=str(m_digest))
-                return images.set_big_data(image_id, f"signature-{m_digest.hex}", b"",
-                                           digest=_sha256(b""))
+                for key, data, _ in big_data:
+                    self.image_records._write_big_data(record, key, data)
+                return txn.create(record)
             except BaseException:
-                txn.delete(image_id)
+                shutil.rmtree(self.image_records.data_dir(image_id), ignore_errors=True)
                 raise
 
     def delete_image(self, ref: str) -> DeletedImage:

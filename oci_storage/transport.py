@@ -22,6 +22,7 @@ containers/image's ``LayerInfosForCopy`` makes the copy do.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import io
 import json
 import os
@@ -398,6 +399,40 @@ def _verifying(stream: Readable, info: BlobInfo) -> VerifiedStream:
     return VerifyingReader(stream, info.digest, info.size)
 
 
+_STAGING_PREFIX: Final = "storage-dest-"
+
+
+def _new_staging_dir(tmp_dir: Path) -> tuple[Path, int]:
+    """A private staging directory in ``tmp_dir`` and an fd holding its ``flock`` while
+    the destination lives. Fix (found by tests/test_store_crash.py): a copy killed
+    before its commit left its staged layer blobs in the store's ``tmp`` for good; now
+    the staging directories whose owner is gone (their lock is free) are swept here,
+    as c/s's tempdir does. ``tmp_dir`` itself is locked meanwhile, so a directory just
+    made and not yet locked by a live writer is never swept."""
+    tmp_fd = os.open(tmp_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(tmp_fd, fcntl.LOCK_EX)
+        for stale in tmp_dir.glob(f"{_STAGING_PREFIX}*"):
+            try:
+                fd = os.open(stale, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            except OSError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # a live destination's
+            else:
+                shutil.rmtree(stale, ignore_errors=True)
+            finally:
+                os.close(fd)
+        path = Path(tempfile.mkdtemp(prefix=_STAGING_PREFIX, dir=tmp_dir))
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        return path, fd
+    finally:
+        os.close(tmp_fd)  # releases tmp_dir's lock
+
+
 class StorageDestination:
     """Writes one image into a store at :meth:`commit`; until then layer blobs wait,
     verified, in a private temporary directory."""
@@ -406,7 +441,7 @@ class StorageDestination:
         self._ref = ref
         self._store = store
         Path(tmp_dir).mkdir(parents=True, exist_ok=True)
-        self._tmp = Path(tempfile.mkdtemp(prefix="storage-dest-", dir=tmp_dir))
+        self._tmp, self._tmp_fd = _new_staging_dir(Path(tmp_dir))
         self._lock = threading.Lock()
         self._blobs: dict[Digest, tuple[Path, int]] = {}
         self._configs: dict[Digest, bytes] = {}
@@ -567,6 +602,9 @@ class StorageDestination:
 
     def close(self) -> None:
         shutil.rmtree(self._tmp, ignore_errors=True)
+        if self._tmp_fd >= 0:  # releases the staging dir's lock
+            os.close(self._tmp_fd)
+            self._tmp_fd = -1
         self._store.close()
 
     def __enter__(self) -> StorageDestination:
