@@ -944,6 +944,30 @@ class LayerRecords(_NamedStore[Layer]):
             return new
 
 
+#: records whose big data also have sizes and digests
+S = TypeVar("S", Image, Container)
+
+
+def _set_sized_big_data(store: _NamedStore[S], ref: str, key: str, data: bytes,
+                        digest: str | None) -> S:
+    """Write a big-data item of an image or container and record its name, size and
+    digest (by default the sha256 of ``data``)."""
+    value = digest or "sha256:" + hashlib.sha256(data).hexdigest()
+    with store._writing() as snap:
+        record = store._require(snap, ref)
+        store._write_big_data(record, key, data)
+        names: tuple[str, ...] = record.big_data_names
+        if key not in names:
+            names = (*names, key)
+        new = attrs.evolve(
+            record, big_data_names=names,
+            big_data_sizes={**record.big_data_sizes, key: len(data)},
+            big_data_digests={**record.big_data_digests, key: value})
+        if new != record:
+            store._save(tuple(new if r.id == record.id else r for r in snap.records))
+        return new
+
+
 class ImageRecords(_NamedStore[Image]):
     """``<graphroot>/<driver>-images/images.json`` under ``images.lock``."""
 
@@ -977,20 +1001,7 @@ class ImageRecords(_NamedStore[Image]):
         """Store a big-data item (the manifest, the config, a signature...). ``digest``
         is what to record for it, by default the sha256 of ``data``; pass the manifest
         digest for ``manifest*`` keys when it differs (schema 1)."""
-        value = digest or "sha256:" + hashlib.sha256(data).hexdigest()
-        with self._writing() as snap:
-            record = self._require(snap, ref)
-            self._write_big_data(record, key, data)
-            names = record.big_data_names
-            if key not in names:
-                names = (*names, key)
-            new = attrs.evolve(
-                record, big_data_names=names,
-                big_data_sizes={**record.big_data_sizes, key: len(data)},
-                big_data_digests={**record.big_data_digests, key: value})
-            if new != record:
-                self._save(tuple(new if r.id == record.id else r for r in snap.records))
-            return new
+        return _set_sized_big_data(self, ref, key, data, digest)
 
 
 class ContainerRecords(_NamedStore[Container]):
@@ -1019,20 +1030,7 @@ class ContainerRecords(_NamedStore[Container]):
             return self._find_extra(snap, layer_id)
 
     def set_big_data(self, ref: str, key: str, data: bytes) -> Container:
-        value = "sha256:" + hashlib.sha256(data).hexdigest()
-        with self._writing() as snap:
-            record = self._require(snap, ref)
-            self._write_big_data(record, key, data)
-            names = record.big_data_names
-            if key not in names:
-                names = (*names, key)
-            new = attrs.evolve(
-                record, big_data_names=names,
-                big_data_sizes={**record.big_data_sizes, key: len(data)},
-                big_data_digests={**record.big_data_digests, key: value})
-            if new != record:
-                self._save(tuple(new if r.id == record.id else r for r in snap.records))
-            return new
+        return _set_sized_big_data(self, ref, key, data, None)
 
 
 class MountRecords(RecordStore[MountPoint]):
