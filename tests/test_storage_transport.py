@@ -26,7 +26,7 @@ from oci_storage.store import Store
 from oci_storage.transport import TRANSPORT, StorageReference, StoreSpec
 
 from .peers import Skopeo, skopeo  # noqa: F401  (fixture)
-from .test_store import CONTAINERS_CONF, PodmanOnStore
+from .test_store import PodmanOnStore, podman_on_store
 
 
 def _spec(tmp_path: Path) -> str:
@@ -186,22 +186,7 @@ def test_close_without_commit_leaves_nothing(tmp_path: Path) -> None:
 
 @pytest.fixture
 def podman_vfs(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> PodmanOnStore:
-    from .peers import require, require_root
-
-    require("podman")
-    require("unshare")
-    require_root("podman with a private root-owned store")
-    home = tmp_path / "podman-home"
-    for sub in ("tmp", "xdg"):
-        (home / sub).mkdir(parents=True)
-    # podman refuses a runroot of more than 50 characters: keep it short
-    graph, run = tmp_path / "graph", tmp_path_factory.mktemp("run")
-    (home / "containers.conf").write_text(CONTAINERS_CONF)
-    (home / "registries.conf").write_text("unqualified-search-registries = []\n")
-    (home / "auth.json").write_text('{"auths": {}}')
-    (home / "storage.conf").write_text(
-        f'[storage]\ndriver = "vfs"\ngraphroot = "{graph}"\nrunroot = "{run}"\n')
-    return PodmanOnStore(home, graph, run, "vfs")
+    return podman_on_store(tmp_path, tmp_path_factory, "vfs")
 
 
 def test_podman_and_skopeo_read_our_copy(podman_vfs: PodmanOnStore,

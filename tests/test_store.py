@@ -269,6 +269,12 @@ class PodmanOnStore:
 @pytest.fixture
 def podman_on(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory,
               driver: str) -> PodmanOnStore:
+    return podman_on_store(tmp_path, tmp_path_factory, driver)
+
+
+def podman_on_store(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory,
+                    driver: str) -> PodmanOnStore:
+    """podman configured for a store of ours under ``tmp_path`` (see PodmanOnStore)."""
     require("podman")
     require("unshare")
     require_root("podman with a private root-owned store")
