@@ -87,7 +87,6 @@ OVERLAY_OPAQUE_XATTR: Final = "trusted.overlay.opaque"
 
 _MAX_SYMLINK_HOPS: Final = 40
 _DIR_FLAGS: Final = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_TAIL_WINDOW: Final = 1 << 20
 _EXTENDED_TYPES: Final = frozenset({tarfile.XHDTYPE, tarfile.XGLTYPE, tarfile.SOLARIS_XHDTYPE,
                                     tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK})
 _TIME_NS_MAX: Final = (1 << 63) - 1
@@ -183,18 +182,13 @@ def clean_name(name: str, *, entry: str | None = None) -> str:
 
 
 class _HashingReader:
-    """Counts and hashes what passes; optionally bounds it and keeps the last bytes read
-    (to check what follows the end-of-archive marker)."""
+    """Counts and hashes what passes; optionally bounds it."""
 
-    def __init__(self, stream: Readable, limit: int | None = None,
-                 keep_tail: bool = False) -> None:
+    def __init__(self, stream: Readable, limit: int | None = None) -> None:
         self._stream = stream
         self._limit = limit
         self.hasher = DigestHasher("sha256")
         self.count = 0
-        self._keep_tail = keep_tail
-        self.tail = bytearray()
-        self.tail_start = 0
         #: tar-split hook: sees every byte read, in order (see apply_layer's tar_split)
         self.observer: Callable[[bytes], None] | None = None
 
@@ -208,13 +202,94 @@ class _HashingReader:
             self.hasher.update(data)
             if self.observer is not None:
                 self.observer(data)
-            if self._keep_tail:
-                self.tail += data
-                excess = len(self.tail) - _TAIL_WINDOW
-                if excess > 0:
-                    del self.tail[:excess]
-                    self.tail_start += excess
         return data
+
+
+class _TarStream:
+    """The uncompressed tar stream as a forward-only file for tarfile's ``r:`` mode:
+    tarfile reads headers from it; the applier copies file data straight from it to the
+    file (:meth:`copy_to`), one chunk at a time, without tarfile's stream-mode buffer
+    (which reads 10 KiB at a time and copies its buffer on every header). ``seek`` only
+    moves forward, by skipping. The bytes from the current chunk's start on stay
+    readable for :meth:`drain_zeros` (the check after the end-of-archive marker)."""
+
+    def __init__(self, raw: _HashingReader) -> None:
+        self._raw = raw
+        self._buf = b""
+        self._base = 0  # stream offset of _buf[0]
+        self._pos = 0  # read position within _buf
+
+    def tell(self) -> int:
+        return self._base + self._pos
+
+    def _more(self) -> bool:
+        """Append the next chunk of the stream to what is left unread."""
+        data = self._raw.read(CHUNK)
+        if not data:
+            return False
+        self._base += self._pos
+        self._buf = self._buf[self._pos:] + data if self._pos < len(self._buf) else data
+        self._pos = 0
+        return True
+
+    def read(self, n: int = -1, /) -> bytes:
+        if n is None or n < 0:
+            while self._more():
+                pass
+            n = len(self._buf) - self._pos
+        while len(self._buf) - self._pos < n and self._more():
+            pass
+        out = self._buf[self._pos:self._pos + n]
+        self._pos += len(out)
+        return out
+
+    def seek(self, offset: int, whence: int = 0, /) -> int:
+        if whence != 0 or offset < self.tell():
+            raise UnsafeArchiveError(f"tar stream: cannot seek back to offset {offset}")
+        while self.tell() < offset:
+            if self._pos >= len(self._buf):
+                self._base += len(self._buf)
+                self._buf, self._pos = b"", 0
+                if not self._more():
+                    break
+            self._pos = min(len(self._buf), self._pos + offset - self.tell())
+        return self.tell()
+
+    def copy_to(self, fd: int, size: int, entry: str) -> None:
+        """Write the next ``size`` bytes of the stream to ``fd``."""
+        remaining = size
+        while remaining:
+            if self._pos >= len(self._buf):
+                self._base += len(self._buf)
+                self._buf, self._pos = b"", 0
+                if not self._more():
+                    raise UnsafeArchiveError(f"tar entry {entry!r}: data is shorter than "
+                                             f"its size {size}", entry=entry)
+            take = min(remaining, len(self._buf) - self._pos)
+            view = memoryview(self._buf)[self._pos:self._pos + take]
+            while view:
+                view = view[os.write(fd, view):]
+            self._pos += take
+            remaining -= take
+
+    def drain_zeros(self, end: int) -> None:
+        """Read the stream to its end (the digest covers everything, as in c/storage) and
+        check that everything from offset ``end`` (the end-of-archive marker) on is zero:
+        tarfile stops silently at an invalid header, which must not pass for the end."""
+        if end < self._base:
+            raise UnsafeArchiveError("cannot verify the end of the tar archive")
+        bad = bool(self._buf[end - self._base:].strip(b"\x00"))
+        self._buf, self._base, self._pos = b"", self._base + len(self._buf), 0
+        try:
+            while data := self._raw.read(CHUNK):
+                bad = bad or bool(data.strip(b"\x00"))
+        except OCIError:
+            raise
+        except (OSError, EOFError, ValueError) as exc:
+            raise UnsafeArchiveError(f"invalid compressed layer: {exc}") from exc
+        if bad:
+            raise UnsafeArchiveError(f"invalid tar header or data after the end-of-archive "
+                                     f"marker at offset {end}")
 
 
 class _HeaderGuard:
@@ -412,7 +487,7 @@ class _Applier:
 
     # -- entry points
 
-    def entry(self, tf: tarfile.TarFile, info: tarfile.TarInfo) -> None:
+    def entry(self, data: _TarStream, info: tarfile.TarInfo) -> None:
         raw_name = info.name
         if len(os.fsencode(raw_name)) > self.limits.max_name_length or \
                 len(os.fsencode(info.linkname)) > self.limits.max_name_length:
@@ -460,7 +535,7 @@ class _Applier:
             if kind == tarfile.LNKTYPE:
                 self._hardlink(raw_name, info, parent, base, path)
             else:
-                self._create(tf, raw_name, info, parent, base, path)
+                self._create(data, raw_name, info, parent, base, path)
             self._mark(path)
         finally:
             self.root.close_dir(parent)
@@ -472,7 +547,7 @@ class _Applier:
         self._xattrs(fd, info)
         self.dir_times[()] = _time_ns(info.mtime)
 
-    def _create(self, tf: tarfile.TarFile, raw_name: str, info: tarfile.TarInfo,
+    def _create(self, data: _TarStream, raw_name: str, info: tarfile.TarInfo,
                 parent: int, base: str, path: tuple[str, ...]) -> None:
         kind = info.type
         existing = _lstat(base, parent)
@@ -508,7 +583,8 @@ class _Applier:
             fd = os.open(base, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
                          | os.O_CLOEXEC, 0o600, dir_fd=parent)
             try:
-                self._copy(tf, raw_name, info, fd)
+                if info.size:
+                    data.copy_to(fd, info.size, raw_name)
                 self._chown_fd(fd, info)
                 os.fchmod(fd, mode)  # after chown: chown clears setuid/setgid
                 self._xattrs(fd, info)  # after chown: chown clears security.capability
@@ -516,22 +592,6 @@ class _Applier:
             finally:
                 os.close(fd)
 
-    def _copy(self, tf: tarfile.TarFile, raw_name: str, info: tarfile.TarInfo,
-              fd: int) -> None:
-        if info.size == 0:
-            return
-        src = tf.extractfile(info)
-        assert src is not None
-        remaining = info.size
-        while remaining:
-            chunk = src.read(min(CHUNK, remaining))
-            if not chunk:
-                raise UnsafeArchiveError(f"tar entry {raw_name!r}: data is shorter than its "
-                                         f"size {info.size}", entry=raw_name)
-            remaining -= len(chunk)
-            view = memoryview(chunk)
-            while view:
-                view = view[os.write(fd, view):]
 
     def _hardlink(self, raw_name: str, info: tarfile.TarInfo, parent: int, base: str,
                   path: tuple[str, ...]) -> None:
@@ -697,18 +757,19 @@ def apply_layer(stream: Readable, root: str | os.PathLike[str], *,
     raw = _HashingReader(stream)
     peek = PeekReader(raw)
     compression = detect_compression(peek.peek(6))
-    plain = _HashingReader(DecompressingReader(peek, compression), limits.max_bytes,
-                           keep_tail=True)
+    plain = _HashingReader(DecompressingReader(peek, compression), limits.max_bytes)
     if tar_split is not None:  # tar-split hook: record the exact uncompressed stream
         plain.observer = tar_split.feed
+    data = _TarStream(plain)
     root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     applier = _Applier(root_fd, mode, options, limits)
     entries = 0
     try:
         guard = _HeaderGuard(limits)
         try:
-            tf = tarfile.open(  # noqa: SIM115  (closed below; it owns no file)
-                fileobj=plain, mode="r|",  # type: ignore[call-overload]
+            # "r:": random-access mode on a forward-only file (see _TarStream)
+            tf = tarfile.open(  # noqa: SIM115  (it owns no file)
+                fileobj=data, mode="r:",  # type: ignore[call-overload]
                 tarinfo=_tarinfo_class(guard))
         except tarfile.ReadError as exc:
             if plain.count != 0 or str(exc) != "empty file":
@@ -722,24 +783,23 @@ def apply_layer(stream: Readable, root: str | os.PathLike[str], *,
                     raise UnsafeArchiveError(f"invalid tar stream: {exc}") from exc
                 if info is None:
                     break
-                tf.members.clear()  # r| mode keeps every header otherwise
+                tf.members.clear()  # tarfile keeps every header otherwise
                 entries += 1
                 if entries > limits.max_entries:
                     raise LayerLimitError(f"layer has more than {limits.max_entries} entries")
                 if on_entry is not None:
                     on_entry(info)
                 try:
-                    applier.entry(tf, info)
+                    applier.entry(data, info)
                 except (tarfile.TarError, EOFError) as exc:
                     raise UnsafeArchiveError(f"tar entry {info.name!r}: {exc}",
                                              entry=info.name) from exc
                 except OSError as exc:
                     exc.add_note(f"while applying tar entry {info.name!r}")
                     raise
-            end = tf.offset
-            _drain_zeros(plain, end)
+            data.drain_zeros(tf.offset)
         else:
-            _drain_zeros(plain, 0)
+            data.drain_zeros(0)
         applier.finish()
     except (OCIError, OSError):
         raise
@@ -755,20 +815,3 @@ def apply_layer(stream: Readable, root: str | os.PathLike[str], *,
         diff_id=diff_id, uncompressed_size=plain.count, compression=compression,
         entries=entries, uids=frozenset(applier.uids), gids=frozenset(applier.gids))
 
-
-def _drain_zeros(plain: _HashingReader, end: int) -> None:
-    """Read ``plain`` to its end (the digest covers everything, as in c/storage) and check
-    that everything from offset ``end`` (the end-of-archive marker) on is zero: tarfile
-    stops silently at an invalid header, which must not pass for the end."""
-    try:
-        while plain.read(CHUNK):
-            pass
-    except OCIError:
-        raise
-    except (OSError, EOFError, ValueError) as exc:
-        raise UnsafeArchiveError(f"invalid compressed layer: {exc}") from exc
-    if end < plain.tail_start:
-        raise UnsafeArchiveError("cannot verify the end of the tar archive")
-    if plain.tail[end - plain.tail_start:].strip(b"\x00"):
-        raise UnsafeArchiveError(f"invalid tar header or data after the end-of-archive "
-                                 f"marker at offset {end}")
