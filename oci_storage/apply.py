@@ -54,7 +54,9 @@ import os
 import posixpath
 import shutil
 import stat
+import queue
 import tarfile
+import threading
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
@@ -63,7 +65,7 @@ import attrs
 
 from oci_image._blobio import CHUNK, DecompressingReader, PeekReader, detect_compression
 from oci_image.errors import DiffIDMismatchError, OCIError
-from oci_image.spec import Digest, DigestHasher, Readable
+from oci_image.spec import Digest, DigestHasher, Readable, VerifiedStream
 
 from .errors import LayerLimitError, UnsafeArchiveError
 
@@ -162,6 +164,8 @@ class AppliedLayer:
     entries: int
     uids: frozenset[int]
     gids: frozenset[int]
+    #: whether the layer had an entry for its root (``./``), which set the root's mode
+    root_entry: bool = False
 
 
 def clean_name(name: str, *, entry: str | None = None) -> str:
@@ -182,12 +186,14 @@ def clean_name(name: str, *, entry: str | None = None) -> str:
 
 
 class _HashingReader:
-    """Counts and hashes what passes; optionally bounds it."""
+    """Counts and hashes what passes (only counts with ``hash=False``); optionally
+    bounds it."""
 
-    def __init__(self, stream: Readable, limit: int | None = None) -> None:
+    def __init__(self, stream: Readable, limit: int | None = None, *,
+                 hash: bool = True) -> None:
         self._stream = stream
         self._limit = limit
-        self.hasher = DigestHasher("sha256")
+        self.hasher: DigestHasher | None = DigestHasher("sha256") if hash else None
         self.count = 0
         #: tar-split hook: sees every byte read, in order (see apply_layer's tar_split)
         self.observer: Callable[[bytes], None] | None = None
@@ -199,10 +205,67 @@ class _HashingReader:
             if self._limit is not None and self.count > self._limit:
                 raise LayerLimitError(
                     f"layer is over the limit of {self._limit} uncompressed bytes")
-            self.hasher.update(data)
+            if self.hasher is not None:
+                self.hasher.update(data)
             if self.observer is not None:
                 self.observer(data)
         return data
+
+
+class _ReadAhead:
+    """Reads ``stream`` in a worker thread, up to ``depth`` chunks ahead: decompressing
+    and hashing (C code that releases the GIL) overlap with applying entries (syscalls
+    and Python) on a second core. The thread lives only inside one apply_layer call
+    (:meth:`close` stops and joins it); an error it meets is raised by :meth:`read`."""
+
+    _END: Final = object()
+
+    def __init__(self, stream: Readable, depth: int = 4) -> None:
+        self._stream = stream
+        self._queue: queue.Queue[object] = queue.Queue(depth)
+        self._stop = threading.Event()
+        self._done = False
+        self._thread = threading.Thread(target=self._run, name="layer-read-ahead",
+                                        daemon=True)
+        self._thread.start()
+
+    def _put(self, item: object) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.is_set():
+                data = self._stream.read(CHUNK)
+                if not self._put(data if data else self._END):
+                    return
+                if not data:
+                    return
+        except BaseException as exc:  # handed to the reader, raised there
+            self._put(exc)
+
+    def read(self, n: int = -1, /) -> bytes:
+        # n is ignored: a chunk as it comes (callers handle short reads)
+        if self._done:
+            return b""
+        item = self._queue.get()
+        if item is self._END:
+            self._done = True
+            return b""
+        if isinstance(item, BaseException):
+            self._done = True
+            raise item
+        assert isinstance(item, bytes)
+        return item
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 class _TarStream:
@@ -213,7 +276,7 @@ class _TarStream:
     moves forward, by skipping. The bytes from the current chunk's start on stay
     readable for :meth:`drain_zeros` (the check after the end-of-archive marker)."""
 
-    def __init__(self, raw: _HashingReader) -> None:
+    def __init__(self, raw: Readable) -> None:
         self._raw = raw
         self._buf = b""
         self._base = 0  # stream offset of _buf[0]
@@ -452,6 +515,7 @@ class _Applier:
         self.unpacked: set[tuple[str, ...]] = set()
         self.dir_times: dict[tuple[str, ...], tuple[int, int]] = {}
         self.uids: set[int] = set()
+        self.root_entry = False
         self.gids: set[int] = set()
 
     # -- helpers
@@ -541,6 +605,7 @@ class _Applier:
             self.root.close_dir(parent)
 
     def _root_dir(self, info: tarfile.TarInfo) -> None:
+        self.root_entry = True
         fd = self.root.fd
         self._chown_fd(fd, info)
         os.fchmod(fd, info.mode & 0o7777)
@@ -754,13 +819,16 @@ def apply_layer(stream: Readable, root: str | os.PathLike[str], *,
     """
     options = options if options is not None else ApplyOptions()
     limits = limits if limits is not None else ApplyLimits()
-    raw = _HashingReader(stream)
+    # a verified stream (the copy engine's) hashes the blob already: once is enough
+    verified = stream if isinstance(stream, VerifiedStream) else None
+    raw = _HashingReader(stream, hash=verified is None)
     peek = PeekReader(raw)
     compression = detect_compression(peek.peek(6))
     plain = _HashingReader(DecompressingReader(peek, compression), limits.max_bytes)
     if tar_split is not None:  # tar-split hook: record the exact uncompressed stream
         plain.observer = tar_split.feed
-    data = _TarStream(plain)
+    ahead = _ReadAhead(plain)
+    data = _TarStream(ahead)
     root_fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     applier = _Applier(root_fd, mode, options, limits)
     entries = 0
@@ -801,17 +869,24 @@ def apply_layer(stream: Readable, root: str | os.PathLike[str], *,
         else:
             data.drain_zeros(0)
         applier.finish()
+        while raw.read(CHUNK):  # whatever the decompressor left (the digest covers it)
+            pass
     except (OCIError, OSError):
         raise
     except ValueError as exc:  # e.g. a NUL byte in a name reaching os.*
         raise UnsafeArchiveError(f"invalid layer: {exc}") from exc
     finally:
+        ahead.close()
         os.close(root_fd)
+    assert plain.hasher is not None
     diff_id = plain.hasher.digest()
     if expected_diff_id is not None and diff_id != expected_diff_id:
         raise DiffIDMismatchError(f"layer diff_id is {diff_id}, expected {expected_diff_id}")
     return AppliedLayer(
-        compressed_digest=raw.hasher.digest(), compressed_size=raw.count,
+        compressed_digest=verified.actual_digest if verified is not None
+        else raw.hasher.digest() if raw.hasher is not None else diff_id,
+        compressed_size=raw.count,
         diff_id=diff_id, uncompressed_size=plain.count, compression=compression,
-        entries=entries, uids=frozenset(applier.uids), gids=frozenset(applier.gids))
+        entries=entries, uids=frozenset(applier.uids), gids=frozenset(applier.gids),
+        root_entry=applier.root_entry)
 

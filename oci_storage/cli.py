@@ -6,9 +6,11 @@
     layers [--json]                  images [--json]            containers [--json]
     create IMAGE [--name N]          mount NAME|ID              unmount NAME|ID [--force]
     delete NAME|ID [--force]         diff NAME|ID [-o FILE]     check [--repair]
-    gc
+    gc                               unpack IMAGE ROOTFS [--override-os/-arch/-variant]
 
-The roots and driver default to storage.conf's (:func:`load_storage_config`). ``--json``
+``unpack`` takes any transport string (``oci:DIR:TAG``, ``docker://...``) and needs no
+store: it applies the image's layers onto a new directory, as ``umoci unpack`` does for
+its rootfs. The roots and driver default to storage.conf's (:func:`load_storage_config`). ``--json``
 prints the records as containers-storage does (their ``layers.json``/``images.json``/
 ``containers.json`` form). Errors print one line on stderr and exit with status 1 (a
 traceback only with ``--debug``); ``check`` also exits 1 while problems remain.
@@ -74,6 +76,14 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--repair", action="store_true", help="fix what can be fixed safely")
 
     sub.add_parser("gc", help="remove layers no image, container or layer uses")
+
+    c = sub.add_parser("unpack", help="unpack an image (any transport) into a new rootfs "
+                       "directory")
+    c.add_argument("image", metavar="IMAGE", help="TRANSPORT:DETAILS, e.g. oci:DIR:TAG")
+    c.add_argument("rootfs", metavar="ROOTFS", help="a new (or empty) directory")
+    c.add_argument("--override-os", metavar="OS")
+    c.add_argument("--override-arch", metavar="ARCH")
+    c.add_argument("--override-variant", metavar="VARIANT")
     return p
 
 
@@ -240,6 +250,27 @@ def _cmd_gc(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_unpack(args: argparse.Namespace) -> int:
+    # the CLI is a composition root: it reaches transports through oci_image's registry
+    # (the library modules of oci_storage never do; see tests/test_architecture.py)
+    from oci_image.spec import Platform, host_platform
+    from oci_image.transports import parse_image_name
+
+    from .unpack import unpack_image
+
+    platform = None
+    if args.override_os or args.override_arch or args.override_variant:
+        host = host_platform()
+        platform = Platform(args.override_os or host.os,
+                            args.override_arch or host.architecture,
+                            variant=args.override_variant or (
+                                "" if args.override_arch else host.variant))
+    with parse_image_name(args.image).open_source() as source:
+        unpacked = unpack_image(source, args.rootfs, platform=platform)
+    print(unpacked.manifest_digest)
+    return 0
+
+
 _COMMANDS = {
     "layers": _cmd_layers,
     "images": _cmd_images,
@@ -252,6 +283,7 @@ _COMMANDS = {
     "diff": _cmd_diff,
     "check": _cmd_check,
     "gc": _cmd_gc,
+    "unpack": _cmd_unpack,
 }
 
 

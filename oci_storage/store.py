@@ -37,10 +37,10 @@ from typing import BinaryIO, Final
 
 import attrs
 
-from oci_image.errors import DigestMismatchError
+from oci_image.errors import DiffIDMismatchError, DigestMismatchError
 from oci_image.spec import Digest, Readable
 
-from .apply import ApplyLimits, ApplyOptions, WhiteoutMode, apply_layer
+from .apply import AppliedLayer, ApplyLimits, ApplyOptions, WhiteoutMode, apply_layer
 from .drivers import DRIVERS, Driver, select_driver
 from .drivers.overlay import OverlayDriver, is_mounted
 from .drivers.vfs import VfsDriver
@@ -68,9 +68,10 @@ from .records import (
     parse_timestamp,
     random_id,
 )
+from .staging import new_staging_dir, release_staging_dir, sweep_stale
 from .tarsplit import TarSplitWriter
 
-__all__ = ["COMPRESSION_CODES", "Container", "DeletedImage", "Store"]
+__all__ = ["COMPRESSION_CODES", "Container", "DeletedImage", "StagedLayer", "Store"]
 
 #: ``archive.Compression`` codes stored in a layer's ``compression``
 COMPRESSION_CODES: Final = {"none": 0, "bzip2": 1, "gzip": 2, "xz": 3, "zstd": 4}
@@ -93,6 +94,38 @@ def _sha256(data: bytes) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
+class StagedLayer:
+    """A layer applied by :meth:`Store.stage_layer` into a private, locked directory of
+    the store's ``tmp``, not yet a layer of the store: :meth:`Store.put_staged_layer`
+    moves it into place once its parent is known, :meth:`discard` drops it. A process
+    killed meanwhile leaves a directory the next staging sweeps."""
+
+    def __init__(self, path: Path, fd: int, applied: AppliedLayer) -> None:
+        self.path = path
+        self.applied = applied
+        self._fd = fd
+
+    @property
+    def diff(self) -> Path:
+        return self.path / "diff"
+
+    @property
+    def tar_split(self) -> Path:
+        return self.path / "tar-split.gz"
+
+    def discard(self) -> None:
+        """Remove the staged content (nothing when already moved or discarded)."""
+        fd, self._fd = self._fd, -1
+        if fd >= 0:
+            release_staging_dir(self.path, fd)
+
+    def __repr__(self) -> str:
+        return f"StagedLayer({str(self.path)!r}, diff_id={self.applied.diff_id})"
+
+
+_STAGED_PREFIX: Final = "staged-layer-"
+
+
 @attrs.frozen
 class DeletedImage:
     """What :meth:`Store.delete_image` removed."""
@@ -100,6 +133,19 @@ class DeletedImage:
     image: Image
     #: the layers deleted with it (top first): those no other record needed
     layers: tuple[str, ...]
+
+
+def _completed(record: Layer, applied: AppliedLayer) -> Layer:
+    """``record`` with what applying its layer found, no longer incomplete."""
+    return attrs.evolve(
+        record,
+        compressed_digest=str(applied.compressed_digest),
+        compressed_size=applied.compressed_size,
+        uncompressed_digest=str(applied.diff_id),
+        uncompressed_size=applied.uncompressed_size,
+        compression=COMPRESSION_CODES.get(applied.compression, 0),
+        uids=sorted(applied.uids), gids=sorted(applied.gids),
+        flags={k: v for k, v in record.flags.items() if k != INCOMPLETE_FLAG})
 
 
 class Store:
@@ -160,7 +206,9 @@ class Store:
         return f"Store({str(self.graphroot)!r}, {str(self.runroot)!r}, {self.driver.name!r})"
 
     def _recover(self) -> None:
-        """Delete the layers marked incomplete (as c/s's layer store load does)."""
+        """Delete the layers marked incomplete (as c/s's layer store load does), and
+        the staged layers of processes that are gone."""
+        sweep_stale(self.graphroot / "tmp", _STAGED_PREFIX)
         with self.layer_records.transaction():
             for layer in self.layer_records.incomplete():
                 self._remove_layer(layer.id)
@@ -250,16 +298,78 @@ class Store:
             except BaseException:
                 self._remove_layer(layer_id)
                 raise
-            done = attrs.evolve(
-                record,
-                compressed_digest=str(applied.compressed_digest),
-                compressed_size=applied.compressed_size,
-                uncompressed_digest=str(applied.diff_id),
-                uncompressed_size=applied.uncompressed_size,
-                compression=COMPRESSION_CODES.get(applied.compression, 0),
-                uids=sorted(applied.uids), gids=sorted(applied.gids),
-                flags={k: v for k, v in record.flags.items() if k != INCOMPLETE_FLAG})
+            done = _completed(record, applied)
             return txn.update(layer_id, lambda _old: done)
+
+    @property
+    def can_stage_layers(self) -> bool:
+        """Whether :meth:`stage_layer` works with this store's driver (overlay: yes;
+        vfs: no, a vfs layer is a copy of its parent)."""
+        return self.driver.supports_staging
+
+    def stage_layer(self, stream: Readable, *, diff_id: Digest | None = None,
+                    compressed_digest: Digest | None = None,
+                    options: ApplyOptions | None = None,
+                    limits: ApplyLimits | None = None) -> StagedLayer:
+        """Apply the layer blob ``stream`` without knowing its parent and without any
+        lock on the records, so that several layers of an image apply at once (as
+        containers/storage stages layers); :meth:`put_staged_layer` then records it.
+        Checks as :meth:`put_layer` does; on error nothing is left behind."""
+        if not self.driver.supports_staging:
+            raise StorageError(f"{self.driver.name}: layers cannot be staged")
+        path, fd = new_staging_dir(self.graphroot / "tmp", _STAGED_PREFIX)
+        try:
+            os.mkdir(path / "diff", 0o755)
+            with TarSplitWriter(path / "tar-split.gz") as tar_split:
+                applied = apply_layer(stream, path / "diff", mode=WhiteoutMode.OVERLAY,
+                                      options=options, limits=limits,
+                                      expected_diff_id=diff_id, tar_split=tar_split)
+                if compressed_digest is not None and \
+                        applied.compressed_digest != compressed_digest:
+                    raise DigestMismatchError(
+                        f"layer blob digest is {applied.compressed_digest}, expected "
+                        f"{compressed_digest}")
+        except BaseException:
+            release_staging_dir(path, fd)
+            raise
+        return StagedLayer(path, fd, applied)
+
+    def put_staged_layer(self, parent_id: str | None, staged: StagedLayer, *,
+                         diff_id: Digest | None = None, names: Iterable[str] = ()) -> Layer:
+        """Record ``staged`` as the layer on top of ``parent_id``, with the layer ID
+        :meth:`put_layer` would give it. A complete layer with that ID already there is
+        returned as is. ``staged`` is used up (moved or discarded) either way. A
+        ``diff_id`` other than the staged layer's raises and leaves no trace."""
+        applied = staged.applied
+        try:
+            if diff_id is not None and applied.diff_id != diff_id:
+                raise DiffIDMismatchError(
+                    f"layer diff_id is {applied.diff_id}, expected {diff_id}")
+            layers = self.layer_records
+            with layers.transaction() as txn:
+                parent = txn.get(parent_id) if parent_id else None
+                if parent is not None and parent.incomplete:
+                    raise LayerUnknownError(f"parent layer {parent.id} is incomplete")
+                pid = parent.id if parent is not None else None
+                layer_id = chain_layer_id(pid, str(applied.diff_id))
+                existing = self._layer_by_id(layer_id)
+                if existing is not None:
+                    if not existing.incomplete:
+                        return existing
+                    self._remove_layer(layer_id)
+                record = txn.create(Layer(id=layer_id, names=tuple(names), parent=pid or "",
+                                          flags={INCOMPLETE_FLAG: True}))
+                try:
+                    self.driver.create_from_staged(layer_id, pid, staged.diff,
+                                                   root_entry=applied.root_entry)
+                    os.replace(staged.tar_split, layers.tar_split_path(layer_id))
+                except BaseException:
+                    self._remove_layer(layer_id)
+                    raise
+                done = _completed(record, applied)
+                return txn.update(layer_id, lambda _old: done)
+        finally:
+            staged.discard()
 
     def _layer_by_id(self, layer_id: str) -> Layer | None:
         with self.layer_records.reading() as snap:

@@ -84,6 +84,10 @@ _HEADER_ONLY: Final = frozenset(b"123456")  # link, symlink, chr, blk, dir, fifo
 
 
 
+#: tar-split documents are compressed in batches of this many bytes
+_OUT_BATCH: Final = 1 << 16
+
+
 # --------------------------------------------------------------------------- CRC-64
 
 
@@ -230,7 +234,10 @@ class TarSplitWriter:
                                    suffix=".tmp")
         self._tmp = Path(tmp)
         self._file: IO[bytes] = os.fdopen(fd, "wb")
-        self._gz = gzip.GzipFile(fileobj=self._file, mode="wb", mtime=0)
+        # Go's default level (6), not Python's 9; documents are batched into _out
+        self._gz = gzip.GzipFile(fileobj=self._file, mode="wb", mtime=0, compresslevel=6)
+        self._out: list[bytes] = []
+        self._out_size = 0
         self._position = 0
         self._seen: set[bytes] = set()
         self._pending = bytearray()  # raw bytes not yet written as a segment
@@ -246,7 +253,11 @@ class TarSplitWriter:
     # -- output
 
     def _emit(self, entry: TarSplitEntry) -> None:
-        self._gz.write(_encode(entry))
+        line = _encode(entry)
+        self._out.append(line)
+        self._out_size += len(line)
+        if self._out_size >= _OUT_BATCH:
+            self._write_out()
         self._position += 1
         self.entries += 1
 
@@ -264,6 +275,12 @@ class TarSplitWriter:
         self._seen.add(key)
         self._emit(TarSplitEntry(FILE_TYPE, self._position, name=name, size=size,
                                  payload=payload))
+
+    def _write_out(self) -> None:
+        if self._out:
+            self._gz.write(b"".join(self._out))
+            self._out.clear()
+            self._out_size = 0
 
     # -- parsing (a generator fed by feed(): it yields what it wants next)
 
@@ -340,8 +357,8 @@ class TarSplitWriter:
     def _header(blk: bytes) -> tuple[bytes, bytes, int]:
         stored = _numeric(blk[148:156], "checksum")
         unsigned = sum(blk[:148]) + 8 * 32 + sum(blk[156:])
-        signed = unsigned - 256 * sum(1 for b in blk[:148] + blk[156:] if b & 0x80)
-        if stored not in (unsigned, signed):
+        if stored != unsigned and stored != unsigned - 256 * sum(
+                1 for b in blk[:148] + blk[156:] if b & 0x80):
             raise UnsafeArchiveError("invalid tar header: checksum mismatch")
         name = _cstring(blk[0:100])
         if blk[257:263] == b"ustar\x00" and blk[263:265] == b"00":
@@ -404,6 +421,7 @@ class TarSplitWriter:
         self._flush_segment()
         self._done = True
         try:
+            self._write_out()
             self._gz.close()
             self._file.flush()
             os.fsync(self._file.fileno())

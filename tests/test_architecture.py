@@ -95,6 +95,10 @@ def test_storage_and_runtime_use_only_spec_and_errors_of_oci_image() -> None:
     for package in ("oci_storage", "oci_runtime"):
         for path in python_files(package):
             for imported in imports_of(path):
+                if path.name == "cli.py" and imported == "oci_image.transports":
+                    # a CLI is a composition root: it parses transport strings through
+                    # the registry (never a transport's own module)
+                    continue
                 if imported.startswith("oci_image"):
                     # _blobio: the bounded (de)compressing streams, shared with storage
                     assert imported.startswith(("oci_image.spec", "oci_image.errors",

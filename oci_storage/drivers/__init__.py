@@ -33,6 +33,10 @@ class Driver(abc.ABC):
     ``home/<name>``). Layer IDs are the store's (64 hex digits)."""
 
     name: ClassVar[str]
+    #: whether a layer's content can be applied before its parent is known, then moved
+    #: into place (:meth:`create_from_staged`): overlay's ``diff/`` holds only the
+    #: layer's own changes; vfs's directory is a full copy of the parent.
+    supports_staging: ClassVar[bool] = False
 
     def __init__(self, home: str | os.PathLike[str]) -> None:
         self.home = Path(home)
@@ -50,6 +54,14 @@ class Driver(abc.ABC):
     @abc.abstractmethod
     def create(self, id: str, parent_id: str | None = None) -> None:
         """Create the layer ``id`` on top of ``parent_id`` (empty when None)."""
+
+    def create_from_staged(self, id: str, parent_id: str | None, staged: Path, *,
+                           root_entry: bool) -> None:
+        """Create the layer ``id`` on top of ``parent_id`` with the already applied
+        directory ``staged`` (on the same filesystem) as its content, moved into place.
+        ``root_entry``: whether the layer set its root's mode (else it is inherited, as
+        :meth:`create` does)."""
+        raise StorageError(f"{self.name}: staged layers are not supported")
 
     @abc.abstractmethod
     def apply_diff(self, id: str, stream: Readable, *,

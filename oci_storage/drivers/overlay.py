@@ -85,6 +85,7 @@ def _mount_overlay(cwd: str, options: str, target: str) -> None:
 
 class OverlayDriver(Driver):
     name = "overlay"
+    supports_staging = True
 
     @classmethod
     def supported(cls, home: str | os.PathLike[str]) -> None:
@@ -179,6 +180,19 @@ class OverlayDriver(Driver):
                 os.chmod(d / "lower", 0o644)
             os.mkdir(d / "work", 0o700)
             os.mkdir(d / "merged", 0o700)
+        except BaseException:
+            self._remove_dir(id)
+            raise
+
+    def create_from_staged(self, id: str, parent_id: str | None, staged: Path, *,
+                           root_entry: bool) -> None:
+        self.create(id, parent_id)
+        try:
+            diff = self.dir(id) / "diff"
+            if not root_entry:  # the mode create() gave it (inherited from the parent)
+                os.chmod(staged, os.stat(diff).st_mode & 0o7777)
+            os.rmdir(diff)
+            os.rename(staged, diff)
         except BaseException:
             self._remove_dir(id)
             raise
