@@ -52,9 +52,9 @@ import errno
 import math
 import os
 import posixpath
+import queue
 import shutil
 import stat
-import queue
 import tarfile
 import threading
 from collections import deque
