@@ -57,7 +57,7 @@ import shutil
 import stat
 import tarfile
 import threading
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Final
 
@@ -407,19 +407,60 @@ def _tarinfo_class(guard: _HeaderGuard) -> type[tarfile.TarInfo]:
 # --------------------------------------------------------------------------- in-root fs
 
 
+#: directories _Root keeps open
+_DIR_CACHE: Final = 128
+
+
 class _Root:
     """Resolves root-relative names to (directory fd, last component) without ever
     letting the kernel follow a symlink, interpreting symlinks inside the root."""
 
     def __init__(self, fd: int) -> None:
         self.fd = fd
+        # directories opened lately stay open (up to _DIR_CACHE): resolving a name from
+        # the root costs a syscall per component, for every entry. Whoever removes or
+        # replaces anything under the root calls invalidate().
+        self._cache: OrderedDict[tuple[str, ...], tuple[int, tuple[str, ...]]] = \
+            OrderedDict()
+        self._cached_fds: set[int] = set()
+        self._lent: dict[int, int] = {}  # fds handed out and not yet given back
 
     def open_dir(self, parts: list[str], *, create: bool, entry: str
                  ) -> tuple[int, tuple[str, ...]] | None:
         """Open the directory named by ``parts`` (symlinks resolved in-root). Returns an
-        fd the caller closes (it may be :attr:`fd` itself: compare before closing) and the
-        real root-relative path. ``None`` when it does not exist (or is not a directory)
-        and ``create`` is false."""
+        fd to give back with :meth:`close_dir` and the real root-relative path. ``None``
+        when it does not exist (or is not a directory) and ``create`` is false."""
+        key = tuple(parts)
+        hit = self._cache.get(key)
+        if hit is not None:
+            self._cache.move_to_end(key)
+            self._lent[hit[0]] = self._lent.get(hit[0], 0) + 1
+            return hit
+        result = self._resolve(parts, create=create, entry=entry)
+        if result is not None and result[0] != self.fd:
+            if len(self._cache) >= _DIR_CACHE:
+                _, (old, _) = self._cache.popitem(last=False)
+                self._forget(old)
+            self._cache[key] = result
+            self._cached_fds.add(result[0])
+            self._lent[result[0]] = 1
+        return result
+
+    def _forget(self, fd: int) -> None:
+        self._cached_fds.discard(fd)
+        if fd not in self._lent:
+            os.close(fd)
+
+    def invalidate(self) -> None:
+        """Forget the cached directories (something under the root was removed or
+        replaced, so a cached resolution may be stale). An fd still handed out is
+        closed when it is given back."""
+        while self._cache:
+            _, (fd, _) = self._cache.popitem()
+            self._forget(fd)
+
+    def _resolve(self, parts: list[str], *, create: bool, entry: str
+                 ) -> tuple[int, tuple[str, ...]] | None:
         stack: list[tuple[int, tuple[str, ...]]] = [(self.fd, ())]
         queue = deque(parts)
         hops = 0
@@ -473,8 +514,18 @@ class _Root:
                 os.close(fd)
 
     def close_dir(self, fd: int) -> None:
-        if fd != self.fd:
-            os.close(fd)
+        """Give back an fd of :meth:`open_dir` (closes it unless it stays cached)."""
+        if fd == self.fd:
+            return
+        lent = self._lent.get(fd)
+        if lent is not None:
+            if lent > 1:
+                self._lent[fd] = lent - 1
+                return
+            del self._lent[fd]
+            if fd in self._cached_fds:
+                return
+        os.close(fd)
 
 
 def _lstat(name: str, dir_fd: int) -> os.stat_result | None:
@@ -484,12 +535,14 @@ def _lstat(name: str, dir_fd: int) -> os.stat_result | None:
         return None
 
 
-def _remove(name: str, dir_fd: int) -> None:
+def _remove(name: str, dir_fd: int, root: _Root) -> None:
     """Remove ``name`` in ``dir_fd`` (a whole tree for a directory), never following
     symlinks."""
     st = _lstat(name, dir_fd)
     if st is None:
         return
+    if stat.S_ISDIR(st.st_mode) or stat.S_ISLNK(st.st_mode):
+        root.invalidate()  # a cached resolution may go through it
     if stat.S_ISDIR(st.st_mode):
         shutil.rmtree(name, dir_fd=dir_fd)
     else:
@@ -618,7 +671,7 @@ class _Applier:
         existing = _lstat(base, parent)
         if existing is not None and not (kind == tarfile.DIRTYPE
                                          and stat.S_ISDIR(existing.st_mode)):
-            _remove(base, parent)
+            _remove(base, parent, self.root)
         mode = info.mode & 0o7777
         if kind == tarfile.DIRTYPE:
             if existing is None or not stat.S_ISDIR(existing.st_mode):
@@ -687,7 +740,7 @@ class _Applier:
                 raise UnsafeArchiveError(
                     f"tar entry {raw_name!r}: hardlink to {info.linkname!r}, which is "
                     f"inside the entry it replaces", entry=raw_name)
-            _remove(base, parent)
+            _remove(base, parent, self.root)
             os.link(tbase, base, src_dir_fd=tdir, dst_dir_fd=parent, follow_symlinks=False)
         finally:
             self.root.close_dir(tdir)
@@ -715,7 +768,7 @@ class _Applier:
             return  # nothing there to delete
         fd, path = opened
         try:
-            _remove(victim, fd)
+            _remove(victim, fd, self.root)
             if self.mode is WhiteoutMode.OVERLAY:
                 os.mknod(victim, stat.S_IFCHR, os.makedev(0, 0), dir_fd=fd)
                 self._mark((*path, victim))
@@ -747,7 +800,7 @@ class _Applier:
         for name in os.listdir(fd):
             child = (*path, name)
             if child not in self.unpacked:
-                _remove(name, fd)
+                _remove(name, fd, self.root)
                 continue
             st = _lstat(name, fd)
             if st is not None and stat.S_ISDIR(st.st_mode):
@@ -787,9 +840,13 @@ class _Applier:
 def _is_not_dir_error(raw_name: str, root: _Root, dir_parts: list[str]) -> bool:
     """Whether ``dir_parts`` fails to resolve because a component is not a directory."""
     try:
-        return root.open_dir(dir_parts, create=False, entry=raw_name) is None
+        opened = root.open_dir(dir_parts, create=False, entry=raw_name)
     except UnsafeArchiveError:
         return False
+    if opened is None:
+        return True
+    root.close_dir(opened[0])
+    return False
 
 
 # --------------------------------------------------------------------------- public
@@ -877,6 +934,7 @@ def apply_layer(stream: Readable, root: str | os.PathLike[str], *,
         raise UnsafeArchiveError(f"invalid layer: {exc}") from exc
     finally:
         ahead.close()
+        applier.root.invalidate()
         os.close(root_fd)
     assert plain.hasher is not None
     diff_id = plain.hasher.digest()

@@ -597,6 +597,7 @@ def reassemble(tar_split_path: str | os.PathLike[str], root: str | os.PathLike[s
                 continue
             yield from _file_data(in_root, entry, path, chunk_size)
     finally:
+        in_root.invalidate()
         os.close(root_fd)
 
 

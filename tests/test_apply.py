@@ -603,3 +603,22 @@ def test_hardlink_replacing_the_directory_holding_its_target_is_refused(
         _apply(TarBuilder().file("a/a", b"x").hardlink("a", "a/a").build(), root)
     assert info.value.entry == "a"
     assert (root / "a" / "a").read_bytes() == b"x"
+
+
+def test_replaced_directories_are_resolved_again(tmp_path: Path) -> None:
+    """Directories resolved for one entry are kept open for the next ones; replacing a
+    directory (or a symlink on the way) must be seen by the entries that follow."""
+    root = tmp_path / "root"
+    root.mkdir()
+    _apply(TarBuilder().dir("a").file("a/one", b"1").dir("b").file("b/two", b"2")
+           .symlink("s", "a").file("s/three", b"3")  # through s -> a
+           .symlink("a", "b")  # the directory a replaced by a symlink to b
+           .file("a/four", b"4")  # so this lands in b
+           .symlink("s", "b").file("s/five", b"5")  # s re-pointed: into b as well
+           .build(), root)
+    assert _tree(root) == {"a": "-> b", "b": "dir", "b/two": "2", "b/four": "4",
+                           "b/five": "5", "s": "-> b"}
+    # and across layers, a whiteout of a directory then a file of that name
+    _apply(TarBuilder().file("b/six", b"6").whiteout(".wh.b").file("b", b"file").build(),
+           root)
+    assert _tree(root) == {"a": "-> b", "b": "file", "s": "-> b"}
