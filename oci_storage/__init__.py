@@ -1,14 +1,46 @@
-"""oci_storage: a containers/storage-compatible copy-on-write image store (layers, images,
-containers) with overlay and vfs drivers -- issue #4, in progress.
+"""oci_storage: a containers/storage-compatible copy-on-write image store (layers,
+images, containers) with overlay and vfs drivers, safe layer application, tar-split,
+locking and crash recovery, and the ``containers-storage:`` transport (registered with
+oci_image by name; see docs/storage.md).
 
-Done so far: :mod:`oci_storage.apply` (safe application of one layer tar onto a directory,
-with OCI whiteouts as deletions or as overlay whiteouts, limits and digests),
-:mod:`oci_storage.tarsplit` (the exact layer tar back from an applied layer),
-:mod:`oci_storage.records` and :mod:`oci_storage.lockfile` (the record files and lock
-files of containers/storage, readable and writable by podman), :mod:`oci_storage.config`
-(storage.conf), :mod:`oci_storage.drivers` (vfs, overlay) and :mod:`oci_storage.store`
-(layers and images; podman runs what it stores). Containers, the
-``containers-storage:`` transport and the CLI are still to come.
+The modules: :mod:`~oci_storage.store` (:class:`Store`), :mod:`~oci_storage.apply`
+(:func:`apply_layer`), :mod:`~oci_storage.unpack` (:func:`unpack_image`),
+:mod:`~oci_storage.check`, :mod:`~oci_storage.config` (storage.conf),
+:mod:`~oci_storage.records` / :mod:`~oci_storage.lockfile` (the on-disk records),
+:mod:`~oci_storage.tarsplit`, :mod:`~oci_storage.drivers`, :mod:`~oci_storage.errors`
+and :mod:`~oci_storage.transport`. The names below are the curated API.
 """
 
-__all__: list[str] = []
+from .apply import (
+    AppliedLayer,
+    ApplyLimits,
+    ApplyOptions,
+    DevicePolicy,
+    WhiteoutMode,
+    apply_layer,
+)
+from .check import CheckReport, check_store, gc_layers, repair_store
+from .config import StorageConfig, load_storage_config
+from .errors import StorageError
+from .store import StagedLayer, Store
+from .unpack import UnpackedImage, unpack_image
+
+__all__ = [
+    "AppliedLayer",
+    "ApplyLimits",
+    "ApplyOptions",
+    "CheckReport",
+    "DevicePolicy",
+    "StagedLayer",
+    "StorageConfig",
+    "StorageError",
+    "Store",
+    "UnpackedImage",
+    "WhiteoutMode",
+    "apply_layer",
+    "check_store",
+    "gc_layers",
+    "load_storage_config",
+    "repair_store",
+    "unpack_image",
+]
