@@ -14,8 +14,9 @@ local transport and back, verifying each step -- no daemon, no network.
    layer against its diff_id);
 5. start a loopback registry (docker-registry), push the image to it, pull it back into
    a new layout, pull again (nothing downloaded) and check the digests;
-6. pull it from the registry into a containers/storage-compatible store (vfs), create a
-   container from it, mount its rootfs and show a file, then clean up.
+6. pull it from the registry into a containers/storage-compatible store (overlay when
+   it works here, else vfs), create a container from it, mount its rootfs and show a
+   file, then clean up.
 """
 
 from __future__ import annotations
@@ -161,7 +162,9 @@ def store_round_trip(out: Path, remote: str, plain_http: OpenOptions) -> None:
     from oci_storage.store import Store
 
     graph, run = out / "store", out / "run"
-    target = f"containers-storage:[vfs@{graph}+{run}]localhost/demo:latest"
+    with Store.open(graph, run) as store:  # picks overlay when a probe mount works
+        driver = store.driver.name
+    target = f"containers-storage:[{driver}@{graph}+{run}]localhost/demo:latest"
     stored = copy_image(remote, target, CopyOptions(source_options=plain_http))
     print(f"\npulled {remote} -> {target}: {stored.blobs_copied} blobs copied")
     with Store.open(graph, run) as store:
