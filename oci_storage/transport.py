@@ -49,7 +49,6 @@ from oci_image.interfaces import (
     OpenOptions,
 )
 from oci_image.spec import (
-    Compression,
     Descriptor,
     Digest,
     ImageConfig,
@@ -59,7 +58,6 @@ from oci_image.spec import (
     Reference,
     VerifiedStream,
     VerifyingReader,
-    compression_of,
     guess_media_type,
     is_index,
     manifest_digest,
@@ -69,7 +67,7 @@ from oci_image.spec import (
 from .config import load_storage_config
 from .errors import DuplicateIDError, ImageUnknownError, StorageError
 from .records import Image, Layer
-from .store import Store
+from .store import StagedLayer, Store
 from .tarsplit import reassemble_stream
 
 __all__ = [
@@ -328,7 +326,15 @@ class StorageSource:
 
     def _physical_manifest(self, raw: bytes, media_type: str) -> tuple[bytes, str]:
         """The manifest with each layer as this source serves it: uncompressed, by
-        diff_id (unchanged when it already says so)."""
+        diff_id and uncompressed size (unchanged when it already says exactly so).
+
+        As containers/image's ``LayerInfosForCopy`` (storage_src.go), which the copy
+        then writes with ``UpdateLayerInfos``, each layer descriptor is rebuilt from the
+        layer record alone: the original's annotations and URLs are not kept. They
+        described the blob as it was pulled (compressed), not the tar served here, and
+        keeping them made a copy out of a store differ from skopeo's (found by
+        tests/test_store_podman_pull.py: layer annotations of an image podman pulled
+        reappeared in our copy but not in skopeo's)."""
         parsed = parse_manifest(raw, media_type)
         if not isinstance(parsed, ImageManifest):
             raise ManifestTypeRejectedError(
@@ -339,16 +345,11 @@ class StorageSource:
                 f"has {len(self._layers)}")
         layer_type = _uncompressed_type(media_type)
         layers: list[Descriptor] = []
-        for desc, layer in zip(parsed.layers, self._layers, strict=True):
+        for layer in self._layers:
             if not layer.uncompressed_digest or layer.uncompressed_size < 0:
                 raise StorageError(f"layer {layer.id}: uncompressed digest or size unknown")
-            diff_id = Digest.parse(layer.uncompressed_digest)
-            if desc.digest == diff_id and compression_of(desc.media_type) is Compression.NONE:
-                layers.append(desc)
-            else:
-                layers.append(attrs.evolve(desc, media_type=layer_type, digest=diff_id,
-                                           size=layer.uncompressed_size, urls=(),
-                                           data=None))
+            layers.append(Descriptor(layer_type, Digest.parse(layer.uncompressed_digest),
+                                     layer.uncompressed_size))
         if tuple(layers) == parsed.layers:
             return raw, media_type
         return attrs.evolve(parsed, layers=tuple(layers)).to_json(), media_type
@@ -444,6 +445,8 @@ class StorageDestination:
         self._tmp, self._tmp_fd = _new_staging_dir(Path(tmp_dir))
         self._lock = threading.Lock()
         self._blobs: dict[Digest, tuple[Path, int]] = {}
+        #: layers already applied (overlay), waiting for their parent at commit
+        self._staged: dict[Digest, StagedLayer] = {}
         self._configs: dict[Digest, bytes] = {}
         #: blobs present in the store as a layer's compressed digest -> layer ID
         self._known: dict[Digest, str] = {}
@@ -466,6 +469,9 @@ class StorageDestination:
                 return Descriptor(info.media_type, info.digest, len(self._configs[info.digest]))
             if info.digest in self._blobs:
                 return Descriptor(info.media_type, info.digest, self._blobs[info.digest][1])
+            if info.digest in self._staged:
+                return Descriptor(info.media_type, info.digest,
+                                  self._staged[info.digest].applied.compressed_size)
         if info.is_config:
             return None
         for layer in self._store.layer_records.by_compressed_digest(str(info.digest)):
@@ -489,6 +495,8 @@ class StorageDestination:
             with self._lock:
                 self._configs[digest] = bytes(data)
             return Descriptor(info.media_type, digest, len(data))
+        if self._store.can_stage_layers:
+            return self._stage_layer(reader, info)
         fd, name = tempfile.mkstemp(dir=self._tmp, suffix=".blob")
         try:
             with os.fdopen(fd, "wb") as f:
@@ -504,6 +512,24 @@ class StorageDestination:
             self._blobs[digest] = (Path(name), size)
         if old is not None:
             old[0].unlink(missing_ok=True)
+        return Descriptor(info.media_type, digest, size)
+
+    def _stage_layer(self, reader: VerifiedStream, info: BlobInfo) -> Descriptor:
+        """Apply the layer now, in the copy's blob thread, so that layers apply in
+        parallel (overlay); commit records them in order (Store.put_staged_layer)."""
+        staged = self._store.stage_layer(reader)
+        try:
+            if reader.read(1):  # the verifier's end of stream; nothing may follow
+                raise StorageError(f"{self._ref}: data after the end of layer {info.digest}")
+            digest, size = reader.actual_digest, reader.bytes_read
+        except BaseException:
+            staged.discard()
+            raise
+        with self._lock:
+            old = self._staged.get(digest)
+            self._staged[digest] = staged
+        if old is not None:
+            old.discard()
         return Descriptor(info.media_type, digest, size)
 
     def put_manifest(self, raw: bytes, media_type: str,
@@ -560,6 +586,13 @@ class StorageDestination:
         store = self._store
         parent: str | None = None
         for desc, diff_id in zip(manifest.layers, diff_ids, strict=True):
+            with self._lock:
+                staged = self._staged.pop(desc.digest, None)
+            if staged is not None:
+                parent = store.put_staged_layer(parent, staged, diff_id=diff_id).id
+                with self._lock:  # the same blob again further up: from this layer
+                    self._known[desc.digest] = parent
+                continue
             stream, compressed = self._layer_stream(desc.digest)
             try:
                 parent = store.put_layer(parent, stream, diff_id=diff_id,
@@ -601,6 +634,10 @@ class StorageDestination:
                 images.add_names(image_id, names)
 
     def close(self) -> None:
+        with self._lock:
+            staged, self._staged = list(self._staged.values()), {}
+        for layer in staged:
+            layer.discard()
         shutil.rmtree(self._tmp, ignore_errors=True)
         if self._tmp_fd >= 0:  # releases the staging dir's lock
             os.close(self._tmp_fd)
