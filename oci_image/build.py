@@ -87,6 +87,12 @@ def tar_from_files(files: Mapping[str, bytes | FileEntry], *, mtime: int = DEFAU
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
         for name in sorted(entries):
             entry = entries[name]
+            target = entries.get(entry.linkname.strip("/"))
+            if entry.kind == "hardlink" and target is not None:
+                # as tar writers do (GNU tar, Go's FileInfoHeader): a hardlink's header
+                # carries its file's metadata, which extractors may apply to the inode
+                entry = attrs.evolve(entry, mode=target.mode, uid=target.uid,
+                                     gid=target.gid, xattrs=target.xattrs)
             info = tarfile.TarInfo(name + ("/" if entry.kind == "dir" else ""))
             info.type = _KINDS[entry.kind]
             info.mode = entry.mode

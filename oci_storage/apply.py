@@ -26,8 +26,8 @@ Design choices (documented behaviour, each shown by ``tests/test_apply.py``):
   any non-directory entry naming the root is refused (CVE-2021-29136).
 * **Hardlinks** must name an existing non-directory entry inside the root (resolved the
   same way, last component not followed, so a link to a symlink links the symlink
-  itself); forward and dangling hardlinks are refused. Hardlinks get no metadata of
-  their own.
+  itself); forward and dangling hardlinks are refused. As in containers/storage, a
+  hardlink header's owner, xattrs, mode and mtime are applied to the shared inode.
 * **Whiteouts**: :attr:`WhiteoutMode.DELETE` deletes (vfs), :attr:`WhiteoutMode.OVERLAY`
   records them as overlay whiteouts (char 0/0, ``trusted.overlay.opaque=y``). Other
   ``.wh..wh.`` AUFS metadata entries are skipped. ``.wh.`` with an empty, ``.`` or ``..``
@@ -742,8 +742,29 @@ class _Applier:
                     f"inside the entry it replaces", entry=raw_name)
             _remove(base, parent, self.root)
             os.link(tbase, base, src_dir_fd=tdir, dst_dir_fd=parent, follow_symlinks=False)
+            self._link_metadata(info, parent, base, st)
         finally:
             self.root.close_dir(tdir)
+
+    def _link_metadata(self, info: tarfile.TarInfo, parent: int, base: str,
+                       st: os.stat_result) -> None:
+        """As containers/storage's createTarFile: a hardlink header's owner, xattrs, mode
+        and mtime go to the shared inode (mode and mtime not when it is a symlink)."""
+        self._chown_at(base, parent, info)
+        if stat.S_ISLNK(st.st_mode):
+            return
+        mode = info.mode & 0o7777
+        if stat.S_ISREG(st.st_mode):
+            fd = os.open(base, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=parent)
+            try:
+                self._xattrs(fd, info)
+                os.fchmod(fd, mode)  # after chown: chown clears setuid/setgid
+                os.utime(fd, ns=_time_ns(info.mtime))
+            finally:
+                os.close(fd)
+        else:  # a device node or FIFO (opening a FIFO would block): by name
+            os.chmod(base, mode, dir_fd=parent, follow_symlinks=True)
+            os.utime(base, ns=_time_ns(info.mtime), dir_fd=parent, follow_symlinks=False)
 
     # -- whiteouts
 

@@ -60,8 +60,9 @@ class TarBuilder:
                                     **kw))  # type: ignore[arg-type]
         return self
 
-    def hardlink(self, name: str, target: str, **kw: object) -> TarBuilder:
-        self.tar.addfile(self._info(name, tarfile.LNKTYPE, mode=0o644, linkname=target,
+    def hardlink(self, name: str, target: str, *, mode: int = 0o644,
+                 **kw: object) -> TarBuilder:
+        self.tar.addfile(self._info(name, tarfile.LNKTYPE, mode=mode, linkname=target,
                                     **kw))  # type: ignore[arg-type]
         return self
 

@@ -143,7 +143,8 @@ def test_metadata_is_applied(tmp_path: Path) -> None:
              .dir("tmp", mode=0o1777, mtime=3000)
              .file("tmp/owned", b"o", mode=0o640, uid=1234, gid=5678)
              .symlink("bin/sh", "/bin/su", uid=7, gid=8, mtime=4000)
-             .hardlink("bin/su2", "bin/su")
+             # as tar writers do: the link's header repeats the file's metadata
+             .hardlink("bin/su2", "bin/su", mode=0o4755, mtime=2000)
              .fifo("tmp/fifo", mode=0o620)
              .device("dev/null", tarfile.CHRTYPE, 1, 3, mode=0o666)
              .device("dev/sda", tarfile.BLKTYPE, 8, 0, mode=0o660)
@@ -180,6 +181,27 @@ def test_metadata_is_applied(tmp_path: Path) -> None:
     st = os.lstat(root / "dev/sda")
     assert stat.S_ISBLK(st.st_mode)
     assert stat.S_IMODE(st.st_mode) == 0o660
+
+
+def test_hardlink_header_metadata_goes_to_the_shared_inode(tmp_path: Path) -> None:
+    """As containers/storage (and so podman) applies it: the last header wins."""
+    root = tmp_path / "root"
+    root.mkdir()
+    _apply(TarBuilder().file("a", b"data", mode=0o644, mtime=1000)
+           .symlink("s", "a", uid=3, gid=4)
+           .hardlink("b", "a", mode=0o600, uid=1000, gid=1001, mtime=5000)
+           .hardlink("t", "s", mode=0o777, uid=5, gid=6, mtime=6000)
+           .build(), root)
+    st = os.lstat(root / "a")
+    assert os.lstat(root / "b").st_ino == st.st_ino
+    assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, st.st_mtime) == (
+        0o600, 1000, 1001, 5000)
+    # a link to a symlink: the owner changes, its mode and mtime are left alone
+    st = os.lstat(root / "s")
+    assert os.lstat(root / "t").st_ino == st.st_ino
+    assert stat.S_ISLNK(st.st_mode)
+    assert (st.st_uid, st.st_gid) == (5, 6)
+    assert st.st_mtime != 6000
 
 
 def test_ignore_ownership(tmp_path: Path) -> None:
@@ -440,7 +462,11 @@ def _oracle_image() -> BuiltImage:
     builder = ImageBuilder(platform=Platform("linux", "amd64"))
     builder.add_layer(TarBuilder()
                       .dir("usr").dir("usr/bin").file("usr/bin/su", b"su", mode=0o4755)
-                      .hardlink("usr/bin/su2", "usr/bin/su").symlink("bin", "usr/bin")
+                      # hardlink headers repeat their file's metadata, as tar
+                      # writers make them: where they differ, umoci keeps the file's
+                      # and containers/storage (and we) apply the link's
+                      .hardlink("usr/bin/su2", "usr/bin/su", mode=0o4755)
+                      .symlink("bin", "usr/bin")
                       .symlink("abs", "/usr/bin/su").dir("home", mode=0o755)
                       .dir("home/user", mode=0o700, uid=1000, gid=1000)
                       .file("home/user/f", b"f", mode=0o600, uid=1000, gid=1000)
@@ -454,7 +480,7 @@ def _oracle_image() -> BuiltImage:
                       .whiteout("e/.wh.f").file("e/f", b"upper")
                       .dir("f2d").file("f2d/in", b"in").file("d2f", b"now a file")
                       .file("bin/via-link", b"written through bin -> usr/bin")
-                      .hardlink("home/user/h", "usr/bin/su").build(),
+                      .hardlink("home/user/h", "usr/bin/su", mode=0o4755).build(),
                       compression=Compression.GZIP)  # umoci 0.4.7 has no zstd
     builder.add_layer(TarBuilder().whiteout("usr/bin/.wh.su2").build(),
                       compression=Compression.GZIP)
