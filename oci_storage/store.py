@@ -260,7 +260,8 @@ class Store:
     def put_layer(self, parent_id: str | None, stream: Readable, *,
                   diff_id: Digest | None, compressed_digest: Digest | None = None,
                   names: Iterable[str] = (), options: ApplyOptions | None = None,
-                  limits: ApplyLimits | None = None) -> Layer:
+                  limits: ApplyLimits | None = None, same_blob_as: Layer | None = None
+                  ) -> Layer:
         """Apply the layer blob ``stream`` (gzip, zstd, ... or plain tar) on top of
         ``parent_id`` and record it.
 
@@ -299,6 +300,12 @@ class Store:
                 self._remove_layer(layer_id)
                 raise
             done = _completed(record, applied)
+            if same_blob_as is not None:
+                # ``stream`` rebuilt ``same_blob_as``'s tar: record the blob it came
+                # from, as c/image's LayerOptions.OriginalDigest does
+                done = attrs.evolve(done, compressed_digest=same_blob_as.compressed_digest,
+                                    compressed_size=same_blob_as.compressed_size,
+                                    compression=same_blob_as.compression)
             return txn.update(layer_id, lambda _old: done)
 
     @property

@@ -594,9 +594,13 @@ class StorageDestination:
                     self._known[desc.digest] = parent
                 continue
             stream, compressed = self._layer_stream(desc.digest)
+            with self._lock:
+                known = self._known.get(desc.digest)
             try:
-                parent = store.put_layer(parent, stream, diff_id=diff_id,
-                                         compressed_digest=compressed).id
+                parent = store.put_layer(
+                    parent, stream, diff_id=diff_id, compressed_digest=compressed,
+                    same_blob_as=store.layer(known) if compressed is None and known
+                    else None).id
             finally:
                 close = getattr(stream, "close", None)
                 if callable(close):

@@ -85,7 +85,9 @@ def unpack_image(source: ImageSource, rootfs: str | os.PathLike[str], *,
     directory. On any error the directory is removed again (emptied, if it existed)."""
     root = Path(rootfs)
     existed = root.is_dir()
-    if existed and any(os.scandir(root)):
+    if not existed and os.path.lexists(root):
+        raise StorageError(f"unpack: {root} exists and is not a directory")
+    if existed and os.listdir(root):
         raise StorageError(f"unpack: {root} is not empty")
     raw, manifest = _resolve(source, platform)
     config = ImageConfig.from_json(_read_config(source, manifest))
