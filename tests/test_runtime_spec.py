@@ -47,19 +47,20 @@ from oci_runtime.spec import (
 from tests.jsonschema_lite import SchemaStore, ValidationError
 from tests.peers import require
 
-SPECS = Path(__file__).resolve().parent.parent.parent / "shared" / "specs" / "runtime-spec"
+# the runtime-spec schemas and fixtures, vendored (tests/data/specs/SOURCES)
+SPECS = Path(__file__).resolve().parent / "data" / "specs" / "runtime-spec"
 FIXTURES = SPECS / "test"
 
 
 @pytest.fixture(scope="module")
 def schema() -> SchemaStore:
-    if not SPECS.is_dir():
-        pytest.skip(f"runtime-spec schemas not found at {SPECS}")
     return SchemaStore(SPECS)
 
 
 def fixture_files(kind: str, verdict: str) -> list[Path]:
-    return sorted((FIXTURES / kind / verdict).glob("*.json")) if FIXTURES.is_dir() else []
+    found = sorted((FIXTURES / kind / verdict).glob("*.json"))
+    assert found, f"no runtime-spec fixtures in {FIXTURES / kind / verdict}"
+    return found
 
 
 # ---------------------------------------------------------------------------------------
