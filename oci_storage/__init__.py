@@ -11,19 +11,43 @@ The modules: :mod:`~oci_storage.store` (:class:`Store`), :mod:`~oci_storage.appl
 and :mod:`~oci_storage.transport`. The names below are the curated API.
 """
 
-from .apply import (
-    AppliedLayer,
-    ApplyLimits,
-    ApplyOptions,
-    DevicePolicy,
-    WhiteoutMode,
-    apply_layer,
-)
-from .check import CheckReport, check_store, gc_layers, repair_store
-from .config import StorageConfig, load_storage_config
-from .errors import StorageError
-from .store import StagedLayer, Store
-from .unpack import UnpackedImage, unpack_image
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .apply import (
+        AppliedLayer,
+        ApplyLimits,
+        ApplyOptions,
+        DevicePolicy,
+        WhiteoutMode,
+        apply_layer,
+    )
+    from .check import CheckReport, check_store, gc_layers, repair_store
+    from .config import StorageConfig, load_storage_config
+    from .errors import StorageError
+    from .store import StagedLayer, Store
+    from .unpack import UnpackedImage, unpack_image
+
+#: where each exported name lives; modules load on first use (a CLI that only needs the
+#: store does not pay for the rest)
+_EXPORTS = {
+    "AppliedLayer": "apply", "ApplyLimits": "apply", "ApplyOptions": "apply",
+    "DevicePolicy": "apply", "WhiteoutMode": "apply", "apply_layer": "apply",
+    "CheckReport": "check", "check_store": "check", "gc_layers": "check",
+    "repair_store": "check", "StorageConfig": "config", "load_storage_config": "config",
+    "StorageError": "errors", "StagedLayer": "store", "Store": "store",
+    "UnpackedImage": "unpack", "unpack_image": "unpack",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'oci_storage' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(f".{module}", __name__), name)
+
 
 __all__ = [
     "AppliedLayer",

@@ -150,3 +150,11 @@ def test_only_the_docker_transport_imports_httpx() -> None:
             if "transports/docker" in path.as_posix():
                 continue
             assert not any(n.split(".")[0] == "httpx" for n in imports_of(path)), path
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_every_exported_name_resolves(package: str) -> None:
+    module = importlib.import_module(package)
+    for name in module.__all__:
+        assert getattr(module, name) is not None, (package, name)
+    assert sorted(module.__all__) == sorted(getattr(module, "_EXPORTS", module.__all__))

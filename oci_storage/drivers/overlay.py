@@ -95,6 +95,8 @@ class OverlayDriver(Driver):
         if shutil.which("mount") is None:
             raise DriverNotSupportedError("overlay: the mount program is not available")
         root = Path(home) / cls.name
+        if (Path(home) / f"{cls.name}-layers").is_dir() and (root / LINK_DIR).is_dir():
+            return  # a store that already uses overlay here: skip the probe mount
         try:
             root.mkdir(parents=True, exist_ok=True, mode=0o700)
             probe = tempfile.mkdtemp(prefix="probe-", dir=root)

@@ -1,0 +1,185 @@
+"""Pull, store, run: the CRI-O / ``podman run`` flow as an API.
+
+:func:`run_image` resolves an image (a name already in the store, or any transport
+string, pulled into the store when missing), creates a container layer on top of it,
+mounts it, writes a runtime bundle from the image config (:func:`spec_from_image`),
+runs it in the foreground with runc and returns the container's exit status. With
+``remove=True`` (``--rm``) the container layer, its mount and the bundle go away
+afterwards, whatever happened.
+
+The pull goes through :func:`oci_image.copy.copy_image` into the
+``containers-storage:`` transport, imported only when a pull is needed, so running an
+image already stored does not load the copy engine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+import attrs
+
+from oci_image.spec import ImageConfig
+from oci_storage.errors import ImageUnknownError
+from oci_storage.store import Store
+
+from ._process import ProcessIO
+from .bundle import Bundle
+from .convert import ConvertOptions, spec_from_image
+from .errors import OCIRuntimeError
+from .runc import Runc, RunOptions
+
+__all__ = ["PullPolicy", "RunImageOptions", "StoreLocation", "run_image"]
+
+log = logging.getLogger("oci_runtime.run")
+
+#: ``missing`` (pull only when the store lacks it), ``always``, ``never``
+PullPolicy = Literal["missing", "always", "never"]
+
+
+@attrs.frozen
+class StoreLocation:
+    """Which store: its graph root, run root and driver (``None``: the one in use, else
+    overlay when it works here, else vfs)."""
+
+    graphroot: str
+    runroot: str
+    driver: str | None = None
+
+    def open(self) -> Store:
+        return Store.open(self.graphroot, self.runroot, self.driver)
+
+    def transport_spec(self, store: Store) -> str:
+        return f"[{store.driver.name}@{store.graphroot}+{store.runroot}]"
+
+
+@attrs.frozen(kw_only=True)
+class RunImageOptions:
+    """How :func:`run_image` runs.
+
+    * ``store``: where images and container layers live.
+    * ``runc``: the runtime (give it a private ``root``).
+    * ``convert``: the runtime-config options (the command given to :func:`run_image`
+      replaces the image's ``Cmd``, as ``podman run IMAGE CMD...`` does).
+    * ``pull``: :data:`PullPolicy`; ``copy_options``: a
+      :class:`~oci_image.copy.CopyOptions` for the pull (registry options...).
+    * ``name``: the container's name in the store; ``remove``: delete it afterwards.
+    * ``io``: the container's stdio (default: the caller's own fds).
+    * ``bundle_dir``: where to write the bundle (default: the container's run
+      directory in the store's run root, as podman's ``userdata``).
+    """
+
+    store: StoreLocation
+    runc: Runc = attrs.field(factory=Runc)
+    convert: ConvertOptions = attrs.field(factory=ConvertOptions)
+    pull: PullPolicy = "missing"
+    copy_options: object | None = None
+    name: str | None = None
+    remove: bool = True
+    io: ProcessIO | None = None
+    bundle_dir: str | None = None
+
+
+def _has_transport(image: str) -> bool:
+    head, sep, _ = image.partition(":")
+    if not sep or "/" in head or "." in head:
+        return False  # "localhost/x:1", "reg.io:5000/x": names, not transports
+    from oci_image.transports import known_transports
+
+    return head in known_transports()
+
+
+def _store_name(image: str) -> tuple[str, str]:
+    """The transport string to pull from and the name the image gets in the store: its
+    docker reference, else ``localhost/<the transport details, sanitised>:latest``
+    (podman names an ``oci:`` image after its path the same way)."""
+    from oci_image.transports import parse_image_name
+
+    source = image if _has_transport(image) else f"docker://{image}"
+    docker_ref = parse_image_name(source).docker_reference()
+    if docker_ref is not None:
+        return source, str(docker_ref)
+    details = source.partition(":")[2]
+    slug = re.sub(r"[^a-z0-9]+", "-", details.lower()).strip("-") or "image"
+    return source, f"localhost/{slug}:latest"
+
+
+def _pull(source: str, name: str, store: Store, location: StoreLocation,
+          options: RunImageOptions) -> str:
+    """Copy ``source`` into the store as ``name``; the stored image's ID."""
+    from oci_image.copy import CopyOptions, copy_image
+    from oci_image.transports import parse_image_name
+
+    dest = parse_image_name(f"containers-storage:{location.transport_spec(store)}{name}")
+    copy_opts = options.copy_options
+    if copy_opts is not None and not isinstance(copy_opts, CopyOptions):
+        raise TypeError("copy_options must be an oci_image.copy.CopyOptions")
+    log.info("pulling %s into %s as %s", source, store, name)
+    copy_image(parse_image_name(source), dest, copy_opts)
+    return store.image(name).id
+
+
+def _resolve(image: str, store: Store, location: StoreLocation,
+             options: RunImageOptions) -> str:
+    if options.pull != "always" and not _has_transport(image):
+        with contextlib.suppress(ImageUnknownError):
+            return store.image(image).id  # a name or ID in the store
+    source, name = _store_name(image)
+    if options.pull == "missing":
+        with contextlib.suppress(ImageUnknownError):
+            return store.image(name).id
+    if options.pull == "never":
+        raise ImageUnknownError(f"image {image!r} is not in the store (pull=never)")
+    return _pull(source, name, store, location, options)
+
+
+def run_image(image: str, command: Sequence[str] = (), options: RunImageOptions | None = None
+              ) -> int:
+    """Run ``image`` (a stored name or ID, or any transport string) with ``command``
+    (empty: the image's own) in the foreground; return the container's exit status.
+    Raises :class:`~oci_runtime.errors.RuncError` when runc itself fails and
+    :class:`~oci_image.errors.OCIError` subclasses for pull, store and spec errors."""
+    if options is None:
+        raise TypeError("run_image needs RunImageOptions(store=...)")
+    location = options.store
+    with location.open() as store:
+        image_id = _resolve(image, store, location, options)
+        config_raw = store.image_records.big_data(image_id, f"sha256:{image_id}")
+        if config_raw is None:
+            raise OCIRuntimeError(f"image {image_id} has no config in the store")
+        config = ImageConfig.from_json(config_raw)
+        container = store.create_container(image_id, name=options.name)
+        bundle_dir: Path | None = None
+        finished = False  # runc run deletes its container when the process exits
+        try:
+            rootfs = store.mount(container.id)
+            process = options.convert.process
+            if command:
+                process = attrs.evolve(process, cmd=tuple(command))
+            if process.terminal is None:
+                process = attrs.evolve(process, terminal=False)
+            convert = attrs.evolve(options.convert, process=process)
+            spec = spec_from_image(config, rootfs, convert)
+            bundle_dir = Path(options.bundle_dir) if options.bundle_dir else \
+                store.container_run_dir(container.id) / "bundle"
+            bundle = Bundle.create(bundle_dir, spec, rootfs=rootfs)
+            status = options.runc.run(container.id, bundle.path, RunOptions(),
+                                      io=options.io or ProcessIO.inherit())
+            finished = True
+            return status
+        finally:
+            if not finished:
+                with contextlib.suppress(OCIRuntimeError):
+                    options.runc.delete(container.id, force=True)
+            if options.remove:
+                store.unmount(container.id, force=True)
+                store.delete_container(container.id, force=True)
+                if bundle_dir is not None:
+                    shutil.rmtree(bundle_dir, ignore_errors=True)
+            else:
+                store.unmount(container.id)
