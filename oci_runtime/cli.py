@@ -68,8 +68,6 @@ def _cmd_spec(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from oci_storage.config import load_storage_config
-
     from .convert import (
         ConvertOptions,
         FilesystemOptions,
@@ -81,6 +79,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     root, runroot, driver = args.root, args.runroot, args.storage_driver
     if root is None or runroot is None:
+        from oci_storage.config import load_storage_config
+
         config = load_storage_config()
         root = root or str(config.graphroot)
         runroot = runroot or str(config.runroot)

@@ -49,7 +49,7 @@ from types import TracebackType
 from typing import IO, Final
 
 import attrs
-import fastcrc
+import fastcrc.crc64  # (the submodule alone: fastcrc's package imports all widths)
 
 from oci_image._blobio import CHUNK
 from oci_image.spec import Readable
