@@ -17,11 +17,14 @@ local transport and back, verifying each step -- no daemon, no network.
 6. pull it from the registry into a containers/storage-compatible store (overlay when
    it works here, else vfs), create a container from it, mount its rootfs and show a
    file, then clean up.
+7. run the image from the store with runc (pull -> store -> run, as podman run does) and
+   print what it printed.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -50,7 +53,7 @@ def find_busybox() -> Path:
 def build(busybox: Path) -> ImageBuilder:
     builder = ImageBuilder(platform=Platform(host_platform().os, host_platform().architecture),
                            author="ocistack demo")
-    applets = ("sh", "ls", "cat", "echo", "id", "env", "uname")
+    applets = ("sh", "ls", "cat", "echo", "id", "env", "uname", "hostname")
     builder.add_layer_from_files(
         {"bin/busybox": FileEntry(data=busybox.read_bytes(), mode=0o755),
          **{f"bin/{a}": FileEntry(kind="symlink", linkname="busybox") for a in applets}},
@@ -181,6 +184,30 @@ def store_round_trip(out: Path, remote: str, plain_http: OpenOptions) -> None:
             store.unmount("demo")
         store.delete_container("demo")
     print("    container unmounted and deleted: True")
+    run_container(graph, run, driver, out)
+
+
+def run_container(graph: Path, run: Path, driver: str, out: Path) -> None:
+    """7. run the stored image with runc: a container layer, a bundle from the image
+    config, runc run, and --rm's cleanup."""
+    if os.geteuid() != 0 or shutil.which("runc") is None:
+        print("\n(skipping the runc step: it needs root and runc)")
+        return
+    from oci_runtime import RunImageOptions, StoreLocation, run_image
+    from oci_runtime._process import ProcessIO
+    from oci_runtime.runc import Runc
+
+    output = out / "container-output.txt"
+    options = RunImageOptions(store=StoreLocation(str(graph), str(run), driver),
+                              runc=Runc(root=str(out / "runc")),
+                              io=ProcessIO(stdout=str(output), stderr=str(output)))
+    status = run_image("localhost/demo:latest",
+                       ["sh", "-c", "echo hello from runc: $(id -un) on $(hostname)"],
+                       options)
+    print(f"\nran localhost/demo:latest with runc: exit status {status}")
+    print(f"    {output.read_text().strip()}")
+    if status != 0:
+        raise SystemExit("the container failed")
 
 
 if __name__ == "__main__":

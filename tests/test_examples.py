@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -41,6 +42,10 @@ def test_demo(tmp_path: Path) -> None:
     assert "['localhost/demo:latest'], 2 layers" in out
     assert "/etc/passwd: root:x:0:0:root:/root:/bin/sh" in out
     assert "container unmounted and deleted: True" in out
+    if os.geteuid() == 0:  # the runc step (it says it skipped otherwise)
+        require("runc")
+        assert "ran localhost/demo:latest with runc: exit status 0" in out
+        assert "    hello from runc: demo on runc" in out
     inspect_start = out.index("{")
     inspected = json.loads(out[inspect_start:out.index("\n}", inspect_start) + 2])
     assert inspected["Env"] == ["PATH=/bin", "GREETING=hello"]
