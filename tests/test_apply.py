@@ -535,11 +535,22 @@ _op = st.tuples(st.sampled_from(["file", "dir", "whiteout", "opaque", "hardlink"
 
 
 def _model_apply(state: dict[str, bytes | None], ops: list[tuple[str, str, str, bytes]],
-                 builder: TarBuilder) -> None:
+                 builder: TarBuilder, *, as_diffs: bool = False) -> None:
     """Apply one layer to the model (path -> file content, or None for a directory) and
     write the entries that are valid to ``builder``; the same OCI semantics as
-    containers/storage's naive apply."""
+    containers/storage's naive apply. ``as_diffs``: only layers as diffs of two trees
+    are (what image builders write, and what an overlay layer, holding only its own
+    files, can represent): hardlinks to files of the same layer, whiteouts only of what
+    lower layers have and this layer has not touched, nothing made again under a path
+    this layer whited out, each path named once."""
     added: set[str] = set()
+    before = set(state)
+    whited: set[str] = set()
+    opaqued: set[str] = set()
+    touched: set[str] = set()
+
+    def under(path: str, roots: set[str]) -> bool:
+        return any(path == r or path.startswith(r + "/") for r in roots)
 
     def parents_ok(path: str) -> bool:
         parts = path.split("/")
@@ -560,6 +571,9 @@ def _model_apply(state: dict[str, bytes | None], ops: list[tuple[str, str, str, 
     for kind, path, other, data in ops:
         if not parents_ok(path):
             continue
+        if as_diffs and (under(path, whited) or path in touched):
+            continue  # a diff names a path once
+        touched.add(path)
         parent, _, base = path.rpartition("/")
         if kind == "file":
             remove(path)
@@ -577,17 +591,26 @@ def _model_apply(state: dict[str, bytes | None], ops: list[tuple[str, str, str, 
             if other not in state or target is None or other == path \
                     or other.startswith(path + "/"):  # refused: see the test below
                 continue
+            if as_diffs and other not in added:
+                continue
             remove(path)
             state[path] = target
             mark(path)
             builder.hardlink(path, other)
         elif kind == "whiteout":
+            if as_diffs and (path not in before or under(path, added)
+                             or any(path.startswith(a + "/") for a in added | opaqued)):
+                continue
+            whited.add(path)
             remove(path)
             added.difference_update({p for p in added if p == path or p.startswith(path + "/")})
             builder.whiteout(f"{parent}/.wh.{base}".lstrip("/"))
         else:  # opaque: ``path`` names the directory
             if path not in state or state[path] is not None:
                 continue
+            if as_diffs and any(w.startswith(path + "/") for w in whited):
+                continue  # a diff says either "opaque" or "these were removed"
+            opaqued.add(path)
             for p in [p for p in state if p.startswith(path + "/") and p not in added]:
                 state.pop(p, None)
             builder.whiteout(f"{path}/.wh..wh..opq")
