@@ -50,9 +50,12 @@ class StoreLocation:
     graphroot: str
     runroot: str
     driver: str | None = None
+    #: read-only additional image stores (graph roots)
+    image_stores: tuple[str, ...] = ()
 
     def open(self) -> Store:
-        return Store.open(self.graphroot, self.runroot, self.driver)
+        return Store.open(self.graphroot, self.runroot, self.driver,
+                          image_stores=self.image_stores)
 
     def transport_spec(self, store: Store) -> str:
         return f"[{store.driver.name}@{store.graphroot}+{store.runroot}]"
@@ -149,7 +152,7 @@ def run_image(image: str, command: Sequence[str] = (), options: RunImageOptions 
     location = options.store
     with location.open() as store:
         image_id = _resolve(image, store, location, options)
-        config_raw = store.image_records.big_data(image_id, f"sha256:{image_id}")
+        config_raw = store.image_big_data(image_id, f"sha256:{image_id}")
         if config_raw is None:
             raise OCIRuntimeError(f"image {image_id} has no config in the store")
         config = ImageConfig.from_json(config_raw)

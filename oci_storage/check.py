@@ -134,17 +134,22 @@ def _damaged(store: Store, layers: dict[str, Layer]) -> set[str]:
 
 
 def check_store(store: Store) -> CheckReport:
-    """Everything inconsistent in the store (it is not changed)."""
+    """Everything inconsistent in the store (it is not changed). Read-only image stores
+    are not checked (their layers only count as parents)."""
     problems: list[Problem] = []
     with store.locked(), store.mount_records.reading() as mounts:
-        layers = {layer.id: layer for layer in store.layers()}
-        images = store.images()
+        layers = {layer.id: layer for layer in store.layer_records.records()}
+        images = store.image_records.records()
         containers = store.containers()
+        # parents may live in read-only image stores; only this store is checked
+        read_only_layers = {r.id for ro in store.read_only_stores
+                            for r in ro.layer_records.records()}
         damaged = _damaged(store, layers)
         image_layers: set[str] = set()
 
         for layer in layers.values():
-            if layer.parent and layer.parent not in layers:
+            if layer.parent and layer.parent not in layers \
+                    and layer.parent not in read_only_layers:
                 problems.append(Problem("layer-parent-missing", layer.id,
                                         f"layer {layer.id}: parent {layer.parent} is missing",
                                         False))
@@ -168,7 +173,8 @@ def check_store(store: Store) -> CheckReport:
                                             f"image {image.id}: {why}",
                                             image.id not in used_by_container))
                     break
-        image_ids = {i.id for i in images}
+        image_ids = {i.id for i in images} | {
+            r.id for ro in store.read_only_stores for r in ro.image_records.records()}
         for container in containers:
             if container.image and container.image not in image_ids:
                 problems.append(Problem("container-image-missing", container.id,
@@ -218,12 +224,12 @@ def repair_store(store: Store) -> list[str]:
     """Fix what can be fixed safely (see the module doc); what was done, one line each."""
     done: list[str] = []
     with store.locked():
-        layers = {layer.id: layer for layer in store.layers()}
+        layers = {layer.id: layer for layer in store.layer_records.records()}
         damaged = _damaged(store, layers)
         containers = store.containers()
         # images whose layers are gone (kept while a container uses them)
         used_by_container = {c.image for c in containers}
-        for image in store.images():
+        for image in store.image_records.records():
             tops = [image.top_layer, *image.mapped_top_layers] if image.top_layer else []
             broken = False
             for top in tops:
@@ -234,7 +240,7 @@ def repair_store(store: Store) -> list[str]:
                 done.append(f"deleted image {image.id} (its layers are gone)")
         # damaged layers nothing left uses (incomplete ones always)
         needed: set[str] = set()
-        for image in store.images():
+        for image in store.image_records.records():
             for top in (image.top_layer, *image.mapped_top_layers):
                 if top:
                     needed.update(_chain_ids(top, layers)[0])
@@ -251,13 +257,13 @@ def repair_store(store: Store) -> list[str]:
             why = "incomplete" if layer.incomplete else "damaged"
             done.append(f"removed {why} layer {lid}")
         # orphan driver directories
-        known = {layer.id for layer in store.layers()}
+        known = {layer.id for layer in store.layer_records.records()}
         for name in _driver_dirs(store):
             if name not in known:
                 store.driver.remove(name)
                 done.append(f"removed {store.driver.name} directory {name} (no layer record)")
         # stale mount counts
-        current = {layer.id: layer for layer in store.layers()}
+        current = {layer.id: layer for layer in store.layer_records.records()}
         with store.mount_records.transaction():
             mounts = store.mount_records.records()
             keep = [m for m in mounts
@@ -277,9 +283,9 @@ def gc_layers(store: Store) -> tuple[list[str], list[str]]:
     mounted: list[str] = []
     with store.locked():
         while True:
-            layers = store.layers()
+            layers = store.layer_records.records()
             used: set[str] = set()
-            for image in store.images():
+            for image in store.image_records.records():
                 used.add(image.top_layer)
                 used.update(image.mapped_top_layers)
             used.update(c.layer for c in store.containers())
@@ -300,10 +306,10 @@ def gc_layers(store: Store) -> tuple[list[str], list[str]]:
 
 def layer_users(store: Store, layer_id: str) -> list[str]:
     """What uses the layer (images, containers, child layers), as ``kind id`` strings."""
-    users: list[str] = [f"image {i.id}" for i in store.images()
+    users: list[str] = [f"image {i.id}" for i in store.image_records.records()
                         if layer_id == i.top_layer or layer_id in i.mapped_top_layers]
     users += [f"container {c.id}" for c in store.containers() if c.layer == layer_id]
-    users += [f"layer {layer.id}" for layer in store.layers() if layer.parent == layer_id]
+    users += [f"layer {layer.id}" for layer in store.layer_records.records() if layer.parent == layer_id]
     return users
 
 

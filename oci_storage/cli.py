@@ -29,7 +29,7 @@ from typing import Any
 from oci_image.errors import OCIError
 
 from .check import check_store, delete_layer, gc_layers, open_for_check, repair_store
-from .config import load_storage_config
+from .config import image_stores, load_storage_config
 from .errors import ContainerUnknownError, ImageUnknownError, LayerUnknownError, StorageError
 from .store import Store
 
@@ -44,6 +44,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-g", "--root", metavar="GRAPHROOT", help="the store's graph root")
     p.add_argument("-R", "--runroot", metavar="RUNROOT", help="the store's run root")
     p.add_argument("-s", "--storage-driver", metavar="DRIVER", help="vfs or overlay")
+    p.add_argument("--storage-opt", action="append", default=[], metavar="OPT",
+                   help="a driver option; DRIVER.imagestore=PATH adds a read-only image "
+                        "store (default: storage.conf's additionalimagestores)")
     p.add_argument("--debug", action="store_true", help="debug logging and tracebacks")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -100,7 +103,10 @@ def _roots(args: argparse.Namespace) -> tuple[str, str, str | None]:
 
 def _open(args: argparse.Namespace) -> Store:
     root, runroot, driver = _roots(args)
-    return Store.open(root, runroot, driver)
+    options = args.storage_opt
+    if not options and args.root is None:
+        options = load_storage_config().driver_options
+    return Store.open(root, runroot, driver, image_stores=image_stores(options))
 
 
 def _print_json(value: Any) -> None:

@@ -36,7 +36,7 @@ import os
 import pwd
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -53,6 +53,7 @@ __all__ = [
     "IDMap",
     "StorageConfig",
     "config_file_path",
+    "image_stores",
     "load_storage_config",
 ]
 
@@ -539,3 +540,14 @@ def load_storage_config(path: Path | str | None = None, *,
         disable_volatile=opts.disable_volatile,
         config_files=tuple(dict.fromkeys(read)),
     )
+
+
+def image_stores(options: Iterable[str]) -> list[str]:
+    """The read-only image stores among driver options (``[DRIVER.]imagestore=PATH``,
+    which is how containers/storage passes storage.conf's ``additionalimagestores``)."""
+    out = []
+    for option in options:
+        key, sep, value = option.partition("=")
+        if sep and key.rpartition(".")[2].lower() in ("imagestore", "additionalimagestore"):
+            out.append(value)
+    return out

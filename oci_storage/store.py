@@ -127,6 +127,18 @@ _STAGED_PREFIX: Final = "staged-layer-"
 
 
 @attrs.frozen
+class ReadOnlyStore:
+    """An additional image store (storage.conf ``additionalimagestores``): another
+    graph root whose images and layers this store reads and builds containers on, and
+    never writes."""
+
+    graphroot: Path
+    layer_records: LayerRecords
+    image_records: ImageRecords
+    driver: Driver
+
+
+@attrs.frozen
 class DeletedImage:
     """What :meth:`Store.delete_image` removed."""
 
@@ -152,11 +164,20 @@ class Store:
     """One store: ``graphroot`` (records, layers) and ``runroot`` (mount counts).
     Open it with :meth:`open`; usable as a context manager."""
 
-    def __init__(self, graphroot: Path, runroot: Path, driver: Driver) -> None:
+    def __init__(self, graphroot: Path, runroot: Path, driver: Driver,
+                 image_stores: Iterable[str | os.PathLike[str]] = ()) -> None:
         self.graphroot = graphroot
         self.runroot = runroot
         self.driver = driver
         name = driver.name
+        ro = []
+        for root in image_stores:
+            path = Path(root).absolute()
+            ro.append(ReadOnlyStore(path, LayerRecords.open(path, name),
+                                    ImageRecords.open(path, name), type(driver)(path)))
+        #: read-only additional image stores, searched after this one
+        self.read_only_stores: tuple[ReadOnlyStore, ...] = tuple(ro)
+        driver.read_only = tuple(r.driver for r in ro)
         self.graph_lock: LockFile = get_lockfile(graphroot / GRAPH_LOCK)
         self.layer_records = LayerRecords.open(graphroot, name)
         self.image_records = ImageRecords.open(graphroot, name)
@@ -167,11 +188,15 @@ class Store:
 
     @classmethod
     def open(cls, graphroot: str | os.PathLike[str], runroot: str | os.PathLike[str],
-             driver_name: str | None = None) -> Store:
+             driver_name: str | None = None, *,
+             image_stores: Iterable[str | os.PathLike[str]] = ()) -> Store:
         """Open (creating when needed) the store. ``driver_name=None`` keeps the driver
         the store already uses (the first of :data:`DRIVERS` with a ``<drv>-layers``
         directory), else picks the first one that works here. Layers left incomplete
-        by a crash are deleted."""
+        by a crash are deleted. ``image_stores``: read-only additional image stores
+        (graph roots of stores with the same driver), as storage.conf's
+        ``additionalimagestores``: their images are listed, copied out and run, never
+        changed."""
         graph = Path(graphroot).absolute()
         run = Path(runroot).absolute()
         for directory in (graph, run):
@@ -188,7 +213,7 @@ class Store:
                 (driver.root / "dir").mkdir(mode=0o700, exist_ok=True)
             elif isinstance(driver, OverlayDriver):
                 (driver.root / "l").mkdir(mode=0o700, exist_ok=True)
-            store = cls(graph, run, driver)
+            store = cls(graph, run, driver, image_stores)
             store._recover()
         return store
 
@@ -216,19 +241,69 @@ class Store:
     # -- lookups ---------------------------------------------------------------------
 
     def layers(self) -> tuple[Layer, ...]:
-        return self.layer_records.records()
+        """This store's layers, then the read-only stores' (the first of an ID wins)."""
+        out = list(self.layer_records.records())
+        seen = {r.id for r in out}
+        for ro in self.read_only_stores:
+            out += [r for r in ro.layer_records.records() if r.id not in seen]
+            seen |= {r.id for r in out}
+        return tuple(out)
 
     def images(self) -> tuple[Image, ...]:
-        return self.image_records.records()
+        """This store's images, then the read-only stores' (the first of an ID wins)."""
+        out = list(self.image_records.records())
+        seen = {r.id for r in out}
+        for ro in self.read_only_stores:
+            out += [r for r in ro.image_records.records() if r.id not in seen]
+            seen |= {r.id for r in out}
+        return tuple(out)
 
     def layer(self, ref: str) -> Layer:
-        """A layer by ID, name or unique ID prefix."""
-        return self.layer_records.get(ref)
+        """A layer by ID, name or unique ID prefix (here, then in the read-only
+        stores)."""
+        try:
+            return self.layer_records.get(ref)
+        except LayerUnknownError:
+            for ro in self.read_only_stores:
+                with contextlib.suppress(LayerUnknownError):
+                    return ro.layer_records.get(ref)
+            raise
 
     def image(self, ref: str) -> Image:
         """An image by ID, name, unique ID prefix, or (``sha256:...``) a manifest digest
-        or its ID as a digest."""
-        records = self.image_records
+        or its ID as a digest (here, then in the read-only stores)."""
+        try:
+            return self._image_in(self.image_records, ref)
+        except ImageUnknownError:
+            for ro in self.read_only_stores:
+                with contextlib.suppress(ImageUnknownError):
+                    return self._image_in(ro.image_records, ref)
+            raise
+
+    def _image_records_of(self, image_id: str) -> ImageRecords:
+        for records in (self.image_records, *(r.image_records for r in self.read_only_stores)):
+            with records.reading() as snap:
+                if image_id in snap.by_id:
+                    return records
+        raise ImageUnknownError(f"image {image_id!r} is not known")
+
+    def image_big_data(self, image_id: str, key: str) -> bytes | None:
+        """A big-data item (``manifest``, ``sha256:<config>``...) of an image, wherever
+        the image is."""
+        return self._image_records_of(image_id).big_data(image_id, key)
+
+    def tar_split_path(self, layer_id: str) -> Path:
+        """The tar-split file of a layer, wherever the layer is."""
+        own = self.layer_records.tar_split_path(layer_id)
+        if self._layer_by_id(layer_id) is None:
+            for ro in self.read_only_stores:
+                with ro.layer_records.reading() as snap:
+                    if layer_id in snap.by_id:
+                        return ro.layer_records.tar_split_path(layer_id)
+        return own
+
+    @staticmethod
+    def _image_in(records: ImageRecords, ref: str) -> Image:
         with records.reading() as snap:
             found = records._find(snap, ref)
             if found is not None:
@@ -244,9 +319,13 @@ class Store:
 
     def layer_path(self, layer_id: str) -> Path:
         """Where the driver keeps the layer's own files (vfs: the full tree; overlay:
-        ``diff/``)."""
-        root, _ = self._apply_target(layer_id)
-        return Path(root)
+        ``diff/``), in this store or a read-only one."""
+        driver = self.driver.owner(layer_id)
+        if isinstance(driver, OverlayDriver):
+            return Path(driver.diff_dir(layer_id))
+        if isinstance(driver, VfsDriver):
+            return Path(driver.dir(layer_id))
+        raise StorageError(f"driver {driver.name} has no layer paths")
 
     # -- layers ----------------------------------------------------------------------
 
@@ -517,7 +596,7 @@ class Store:
                             f"{snap.by_name[taken].id}")
             parent = None
             if image.top_layer:
-                top = layers.get(image.top_layer)
+                top = self.layer(image.top_layer)
                 if top.incomplete:
                     raise LayerUnknownError(f"layer {top.id} is incomplete")
                 parent = top.id

@@ -64,7 +64,7 @@ from oci_image.spec import (
     parse_manifest,
 )
 
-from .config import load_storage_config
+from .config import image_stores, load_storage_config
 from .errors import DuplicateIDError, ImageUnknownError, StorageError
 from .records import Image, Layer
 from .store import StagedLayer, Store
@@ -105,12 +105,14 @@ class StoreSpec:
 
     def open(self) -> Store:
         graph, run, driver = self.graphroot, self.runroot, self.driver
+        options = self.options
         if not (graph and run and driver):
             config = load_storage_config()
             graph = graph or str(config.graphroot)
             run = run or str(config.runroot)
             driver = driver or config.driver
-        return Store.open(graph, run, driver or None)
+            options = options or tuple(config.driver_options)
+        return Store.open(graph, run, driver or None, image_stores=image_stores(options))
 
 
 def _parse_store_spec(spec: str) -> StoreSpec:
@@ -302,7 +304,7 @@ class StorageSource:
     def _big_data(self, key: str) -> bytes | None:
         if key not in self._image.big_data_names:
             return None
-        return self._store.image_records.big_data(self._image.id, key)
+        return self._store.image_big_data(self._image.id, key)
 
     def get_manifest(self, instance: Digest | None = None) -> tuple[bytes, str]:
         raw: bytes | None
@@ -362,7 +364,7 @@ class StorageSource:
         if layer is None:
             raise BlobNotFoundError(f"{self._ref}: no blob {desc.digest} in the image")
         store = self._store
-        tar_split = store.layer_records.tar_split_path(layer.id)
+        tar_split = store.tar_split_path(layer.id)
         if not tar_split.exists():
             raise BlobNotFoundError(f"{self._ref}: layer {layer.id} has no tar-split")
         return _ClosingReader(reassemble_stream(tar_split, store.layer_path(layer.id)))

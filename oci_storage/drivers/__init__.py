@@ -18,7 +18,7 @@ from __future__ import annotations
 import abc
 import os
 from pathlib import Path
-from typing import BinaryIO, ClassVar
+from typing import BinaryIO, ClassVar, Self
 
 from oci_image.spec import Readable
 
@@ -41,6 +41,18 @@ class Driver(abc.ABC):
     def __init__(self, home: str | os.PathLike[str]) -> None:
         self.home = Path(home)
         self.root = self.home / self.name
+        #: the same driver in read-only additional image stores (storage.conf's
+        #: ``additionalimagestores``): their layers can be parents of ours
+        self.read_only: tuple[Self, ...] = ()
+
+    def owner(self, id: str) -> Self:
+        """The driver (this one, else a read-only store's) that holds layer ``id``."""
+        if self.exists(id):
+            return self
+        for other in self.read_only:
+            if other.exists(id):
+                return other
+        return self
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self.home)!r})"

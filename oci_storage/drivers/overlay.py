@@ -138,12 +138,12 @@ class OverlayDriver(Driver):
         return os.fspath(self.dir(id) / "merged")
 
     def link(self, id: str) -> str:
-        return (self.dir(id) / "link").read_text().strip()
+        return (self.owner(id).dir(id) / "link").read_text().strip()
 
     def lowers(self, id: str) -> list[str]:
         """The ``l/<short>`` entries of the layer's ancestors, nearest first."""
         try:
-            text = (self.dir(id) / "lower").read_text().strip()
+            text = (self.owner(id).dir(id) / "lower").read_text().strip()
         except FileNotFoundError:
             return []
         return [p for p in text.split(":") if p]
@@ -154,7 +154,8 @@ class OverlayDriver(Driver):
         d = self.dir(id)
         lower = ""
         if parent_id is not None:
-            self._require(parent_id)
+            parent_owner = self.owner(parent_id)
+            parent_owner._require(parent_id)
             parent_lowers = self.lowers(parent_id)
             if len(parent_lowers) + 1 > MAX_DEPTH:
                 raise StorageError(f"overlay: layer {id}: more than {MAX_DEPTH} layers")
@@ -168,7 +169,8 @@ class OverlayDriver(Driver):
         try:
             diff_mode = 0o555  # c/s's default: a layer tar without ./ leaves it so
             if parent_id is not None:
-                diff_mode = os.stat(self.diff_dir(parent_id)).st_mode & 0o7777
+                diff_mode = os.stat(self.owner(parent_id).dir(parent_id)
+                                    / "diff").st_mode & 0o7777
             os.mkdir(d / "diff", 0o755)
             os.chmod(d / "diff", diff_mode)
             short = generate_link_id()
@@ -208,7 +210,7 @@ class OverlayDriver(Driver):
     def mount_options(self, id: str, mount_label: str = "", *, read_only: bool = False
                       ) -> str:
         """The overlay option string, relative to :attr:`root` (the mount's cwd)."""
-        lowers = self.lowers(id)
+        lowers = [self._resolve_link(entry) for entry in self.lowers(id)]
         if read_only:
             # overlay refuses a single lowerdir without upper: a base layer gets its
             # empty dir as a second lower
@@ -220,6 +222,16 @@ class OverlayDriver(Driver):
         if mount_label:
             parts.append(f'context="{mount_label}"')
         return ",".join(parts)
+
+    def _resolve_link(self, entry: str) -> str:
+        """A ``l/<short>`` lower as the mount names it: relative to our root, else the
+        absolute path in the read-only store that has it (c/s looks there too)."""
+        if os.path.lexists(self.root / entry):
+            return entry
+        for other in self.read_only:
+            if os.path.lexists(other.root / entry):
+                return os.fspath(other.root / entry)
+        return entry
 
     def mount(self, id: str, mount_label: str = "", *, read_only: bool = False) -> str:
         self._require(id)

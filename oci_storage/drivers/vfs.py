@@ -44,8 +44,9 @@ class VfsDriver(Driver):
 
     def create(self, id: str, parent_id: str | None = None) -> None:
         path = self.dir(id)
+        parent = self.owner(parent_id) if parent_id is not None else self
         if parent_id is not None:
-            self._require(parent_id)
+            parent._require(parent_id)
         os.makedirs(self.root / "dir", mode=0o700, exist_ok=True)
         try:
             os.mkdir(path, 0o755)
@@ -53,7 +54,7 @@ class VfsDriver(Driver):
             raise DuplicateIDError(f"vfs: layer {id} already exists") from None
         try:
             if parent_id is not None:
-                copy_tree(self.dir(parent_id), path)
+                copy_tree(parent.dir(parent_id), path)
         except BaseException:
             shutil.rmtree(path, ignore_errors=True)
             raise
