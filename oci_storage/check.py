@@ -309,7 +309,8 @@ def layer_users(store: Store, layer_id: str) -> list[str]:
     users: list[str] = [f"image {i.id}" for i in store.image_records.records()
                         if layer_id == i.top_layer or layer_id in i.mapped_top_layers]
     users += [f"container {c.id}" for c in store.containers() if c.layer == layer_id]
-    users += [f"layer {layer.id}" for layer in store.layer_records.records() if layer.parent == layer_id]
+    users += [f"layer {layer.id}" for layer in store.layer_records.records()
+              if layer.parent == layer_id]
     return users
 
 
