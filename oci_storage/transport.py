@@ -22,7 +22,6 @@ containers/image's ``LayerInfosForCopy`` makes the copy do.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import io
 import json
 import os
@@ -67,6 +66,7 @@ from oci_image.spec import (
 from .config import image_stores, load_storage_config
 from .errors import DuplicateIDError, ImageUnknownError, StorageError
 from .records import Image, Layer
+from .staging import new_staging_dir
 from .store import StagedLayer, Store
 from .tarsplit import reassemble_stream
 
@@ -407,33 +407,9 @@ _STAGING_PREFIX: Final = "storage-dest-"
 
 def _new_staging_dir(tmp_dir: Path) -> tuple[Path, int]:
     """A private staging directory in ``tmp_dir`` and an fd holding its ``flock`` while
-    the destination lives. Fix (found by tests/test_store_crash.py): a copy killed
-    before its commit left its staged layer blobs in the store's ``tmp`` for good; now
-    the staging directories whose owner is gone (their lock is free) are swept here,
-    as c/s's tempdir does. ``tmp_dir`` itself is locked meanwhile, so a directory just
-    made and not yet locked by a live writer is never swept."""
-    tmp_fd = os.open(tmp_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        fcntl.flock(tmp_fd, fcntl.LOCK_EX)
-        for stale in tmp_dir.glob(f"{_STAGING_PREFIX}*"):
-            try:
-                fd = os.open(stale, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-            except OSError:
-                continue
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError:
-                continue  # a live destination's
-            else:
-                shutil.rmtree(stale, ignore_errors=True)
-            finally:
-                os.close(fd)
-        path = Path(tempfile.mkdtemp(prefix=_STAGING_PREFIX, dir=tmp_dir))
-        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        return path, fd
-    finally:
-        os.close(tmp_fd)  # releases tmp_dir's lock
+    the destination lives; directories of destinations that are gone are swept (found
+    by tests/test_store_crash.py: a killed copy left its blobs in the store's ``tmp``)."""
+    return new_staging_dir(tmp_dir, _STAGING_PREFIX)
 
 
 class StorageDestination:
