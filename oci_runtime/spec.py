@@ -26,6 +26,7 @@ from typing import Any, Final, Self, cast
 import attrs
 
 from oci_image.spec import FrozenDict
+from oci_image.spec._json import json_kind
 
 from .errors import SpecError
 
@@ -76,20 +77,6 @@ _U32: Final = (0, 2**32 - 1)
 _U64: Final = (0, 2**64 - 1)
 _I32: Final = (-(2**31), 2**31 - 1)
 _I64: Final = (-(2**63), 2**63 - 1)
-
-
-def _kind_of(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
 
 
 class Unknown(Mapping[str, Any]):
@@ -159,7 +146,7 @@ class _Str(_Kind):
 
     def parse(self, value: object, path: str) -> str:
         if not isinstance(value, str):
-            raise SpecError(f"{path} must be a string, not {_kind_of(value)}")
+            raise SpecError(f"{path} must be a string, not {json_kind(value)}")
         if self.choices is not None and value not in self.choices:
             raise SpecError(f"{path} must be one of {sorted(self.choices)}, not {value!r}")
         if self.pattern is not None and not self.pattern.search(value):
@@ -173,7 +160,7 @@ class _Int(_Kind):
 
     def parse(self, value: object, path: str) -> int:
         if isinstance(value, bool) or not isinstance(value, int):
-            raise SpecError(f"{path} must be an integer, not {_kind_of(value)}")
+            raise SpecError(f"{path} must be an integer, not {json_kind(value)}")
         if not self.lo <= value <= self.hi:
             raise SpecError(f"{path} must be in [{self.lo}, {self.hi}], not {value}")
         return value
@@ -182,7 +169,7 @@ class _Int(_Kind):
 class _Bool(_Kind):
     def parse(self, value: object, path: str) -> bool:
         if not isinstance(value, bool):
-            raise SpecError(f"{path} must be a boolean, not {_kind_of(value)}")
+            raise SpecError(f"{path} must be a boolean, not {json_kind(value)}")
         return value
 
 
@@ -193,7 +180,7 @@ class _List(_Kind):
 
     def parse(self, value: object, path: str) -> tuple[Any, ...]:
         if not isinstance(value, list):
-            raise SpecError(f"{path} must be an array, not {_kind_of(value)}")
+            raise SpecError(f"{path} must be an array, not {json_kind(value)}")
         if len(value) < self.min_items:
             raise SpecError(f"{path} must have at least {self.min_items} item(s)")
         return tuple(self.item.parse(v, f"{path}[{i}]") for i, v in enumerate(value))
@@ -205,10 +192,10 @@ class _List(_Kind):
 class _Map(_Kind):
     def parse(self, value: object, path: str) -> FrozenDict:
         if not isinstance(value, dict):
-            raise SpecError(f"{path} must be an object, not {_kind_of(value)}")
+            raise SpecError(f"{path} must be an object, not {json_kind(value)}")
         for k, v in value.items():
             if not isinstance(v, str):
-                raise SpecError(f"{path}[{k!r}] must be a string, not {_kind_of(v)}")
+                raise SpecError(f"{path}[{k!r}] must be a string, not {json_kind(v)}")
         return FrozenDict(value)
 
     def dump(self, value: Any) -> Any:
@@ -272,7 +259,7 @@ class _Model:
     def from_dict(cls, obj: object, path: str = "config") -> Self:
         """Parse one JSON object (already decoded); :class:`SpecError` names ``path``."""
         if not isinstance(obj, dict):
-            raise SpecError(f"{path} must be a JSON object, not {_kind_of(obj)}")
+            raise SpecError(f"{path} must be a JSON object, not {json_kind(obj)}")
         kwargs: dict[str, Any] = {}
         known: set[str] = set()
         for field in attrs.fields(cast("type[attrs.AttrsInstance]", cls)):
@@ -694,7 +681,7 @@ class Spec(_Model):
         except (ValueError, RecursionError) as exc:
             raise SpecError(f"config.json is not valid JSON: {exc}") from exc
         if not isinstance(doc, dict):
-            raise SpecError(f"config.json must be a JSON object, not {_kind_of(doc)}")
+            raise SpecError(f"config.json must be a JSON object, not {json_kind(doc)}")
         if doc.get("ociVersion") is None:
             raise SpecError("config.ociVersion is required")
         return cls.from_dict(doc)

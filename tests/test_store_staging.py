@@ -41,6 +41,7 @@ from oci_storage.transport import TRANSPORT
 from oci_storage.unpack import unpack_image
 
 from .hostile_layers import TarBuilder, corpus
+from .test_unpack import _tree as unpack_tree
 
 ROOT = Path(__file__).resolve().parent.parent
 PREFIX = "staged-layer-"
@@ -78,25 +79,7 @@ def _links(store: Store) -> list[str]:
 def _tree(root: Path, *, with_root: bool = True) -> dict[str, tuple[object, ...]]:
     """Type, mode, owner, link target, device, xattrs, link count and content of every
     entry (and of the root itself)."""
-    out: dict[str, tuple[object, ...]] = {}
-    paths = [root] if with_root else []
-    for dirpath, dirnames, filenames in os.walk(root):
-        paths.extend(Path(dirpath) / name for name in dirnames + filenames)
-    for p in paths:
-        st = os.lstat(p)
-        info: tuple[object, ...] = (stat.S_IFMT(st.st_mode), stat.S_IMODE(st.st_mode),
-                                    st.st_uid, st.st_gid)
-        if stat.S_ISLNK(st.st_mode):
-            info += (os.readlink(p),)
-        else:
-            info += (tuple(sorted((x, os.getxattr(p, x, follow_symlinks=False))
-                                  for x in os.listxattr(p, follow_symlinks=False))),)
-        if stat.S_ISREG(st.st_mode):
-            info += (st.st_nlink, p.read_bytes())
-        elif stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
-            info += (st.st_rdev,)
-        out[str(p.relative_to(root))] = info
-    return out
+    return unpack_tree(root, with_root=with_root)
 
 
 def _record(layer: Layer) -> tuple[object, ...]:

@@ -16,6 +16,7 @@ __all__ = [
     "dumps",
     "go_compact",
     "go_time",
+    "json_kind",
     "load_object",
     "top_level_members",
 ]
@@ -84,7 +85,7 @@ def load_object(raw: bytes | str, what: str, limit: int | None = DEFAULT_SIZE_LI
     except (ValueError, RecursionError) as exc:
         raise SpecError(f"{what} is not valid JSON: {exc}") from exc
     if not isinstance(value, dict):
-        raise SpecError(f"{what} must be a JSON object, not {_kind(value)}")
+        raise SpecError(f"{what} must be a JSON object, not {json_kind(value)}")
     return value
 
 
@@ -92,7 +93,8 @@ def _reject_constant(name: str) -> object:
     raise ValueError(f"{name} is not valid JSON")
 
 
-def _kind(value: object) -> str:
+def json_kind(value: object) -> str:
+    """The JSON type name of a parsed value, for error messages."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -113,12 +115,12 @@ class Fields:
 
     def __init__(self, obj: object, path: str) -> None:
         if not isinstance(obj, dict):
-            raise SpecError(f"{path} must be a JSON object, not {_kind(obj)}")
+            raise SpecError(f"{path} must be a JSON object, not {json_kind(obj)}")
         self.obj: dict[str, Any] = obj
         self.path = path
 
     def _err(self, key: str, expected: str, value: object) -> SpecError:
-        return SpecError(f"{self.path}.{key} must be {expected}, not {_kind(value)}")
+        return SpecError(f"{self.path}.{key} must be {expected}, not {json_kind(value)}")
 
     def has(self, key: str) -> bool:
         return key in self.obj and self.obj[key] is not None
@@ -190,7 +192,7 @@ class Fields:
         items = self.array(key)
         for i, item in enumerate(items):
             if not isinstance(item, str):
-                raise SpecError(f"{self.path}.{key}[{i}] must be a string, not {_kind(item)}")
+                raise SpecError(f"{self.path}.{key}[{i}] must be a string, not {json_kind(item)}")
         return tuple(items)
 
     def str_map(self, key: str) -> FrozenDict:
@@ -201,7 +203,7 @@ class Fields:
             raise self._err(key, "an object", value)
         for k, v in value.items():
             if not isinstance(v, str):
-                raise SpecError(f"{self.path}.{key}[{k!r}] must be a string, not {_kind(v)}")
+                raise SpecError(f"{self.path}.{key}[{k!r}] must be a string, not {json_kind(v)}")
         return FrozenDict(value)
 
     def object_list(self, key: str, *, required: bool = False) -> list[Fields]:
