@@ -3,6 +3,7 @@ lifecycle, errors and exit statuses with the real runc (as root, private --root)
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -134,3 +135,59 @@ def test_foreground_exit_status_and_runc_errors(runc: Runc, bundle: Bundle,
     assert info.value.argv[-1] == "c3"
     with pytest.raises(ContainerNotFoundError):
         runc.kill("never-created", "KILL")
+
+
+def test_pause_resume_update_stats(runc: Runc, bundle: Bundle) -> None:
+    try:
+        runc.run("c4", bundle.path, RunOptions(detach=True), io=ProcessIO.null())
+        runc.pause("c4")
+        assert runc.state("c4").status == "paused"
+        runc.resume("c4")
+        assert runc.state("c4").status == "running"
+        runc.update("c4", {"pids": {"limit": 7}})
+        stats = runc.stats("c4")
+        assert stats.type == "stats"
+        assert stats.data["pids"]["limit"] == 7
+    finally:
+        runc.delete("c4", force=True)
+    assert runc.version().version.startswith("1.")
+    assert runc.features().oci_version_max.startswith("1.")
+
+
+def test_console_socket_gives_a_working_pty(runc: Runc, bundle: Bundle) -> None:
+    from oci_runtime.console import ConsoleSocket
+
+    spec = bundle.load_config()
+    assert spec.process is not None
+    bundle.write_config(attrs.evolve(spec, process=attrs.evolve(
+        spec.process, terminal=True, args=("sh",))))
+    with ConsoleSocket() as sock:
+        try:
+            runc.run("c5", bundle.path, RunOptions(detach=True, console_socket=os.fspath(sock)))
+            with sock.receive(timeout=10) as console:
+                console.write(b"echo pty-$((6*7)); tty\n")
+                out = console.read_until(b"/dev/pts/", timeout=10)
+                assert b"pty-42" in out
+        finally:
+            runc.delete("c5", force=True)
+
+
+def test_crun_through_a_prefix(bundle: Bundle, tmp_path: Path) -> None:
+    """crun refuses this host's hybrid cgroup layout unless the cgroup2 mount is hidden
+    in a private mount namespace (peers.md): the wrapper runs it through ``prefix``."""
+    require_root("crun containers")
+    crun = Runc(binary=require("crun"), root=str(tmp_path / "crun-state"), prefix=(
+        "unshare", "-m", "--propagation", "private", "sh", "-c",
+        'umount /sys/fs/cgroup/unified 2>/dev/null; exec "$0" "$@"'))
+    assert crun.flavor == "crun"
+    spec = bundle.load_config()
+    assert spec.process is not None
+    bundle.write_config(attrs.evolve(spec, process=attrs.evolve(
+        spec.process, args=("sh", "-c", "echo from crun; exit 6"))))
+    out = tmp_path / "crun.out"
+    try:
+        assert crun.run("k1", bundle.path, io=ProcessIO(stdout=str(out))) == 6
+    finally:
+        crun.delete("k1", force=True)
+    assert out.read_text() == "from crun\n"
+    assert crun.version().runtime == "crun"
