@@ -190,6 +190,10 @@ class RunOptions(CreateOptions):
         return [*args, *self.extra_args, container_id]
 
 
+def _int_tuple(value: Sequence[int]) -> tuple[int, ...]:
+    return tuple(int(v) for v in value)
+
+
 def _env_items(value: Mapping[str, str] | Sequence[str]) -> tuple[str, ...]:
     if isinstance(value, Mapping):
         return tuple(f"{k}={v}" for k, v in value.items())
@@ -212,7 +216,7 @@ class ExecOptions:
     env: tuple[str, ...] = attrs.field(default=(), converter=_env_items)
     cwd: str | None = None
     user: str | None = attrs.field(default=None, converter=attrs.converters.optional(str))
-    additional_gids: tuple[int, ...] = attrs.field(default=(), converter=tuple)
+    additional_gids: tuple[int, ...] = attrs.field(default=(), converter=_int_tuple)
     capabilities: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple)
     no_new_privileges: bool = False
     apparmor: str | None = None
@@ -734,9 +738,9 @@ class Runc:
         return tuple(int(pid) for pid in data or ())
 
     def top(self, container_id: str, ps_args: Sequence[str] = ("-ef",)) -> ProcessTable:
-        """``runc ps ID -- PS_ARGS``: the host ``ps`` table of the container's
-        processes."""
-        completed = self._execute(["ps", container_id, "--", *ps_args],
+        """``runc ps ID PS_ARGS``: the host ``ps`` table of the container's processes
+        (runc stops parsing its own flags at the ID, so ``-ef`` reaches ``ps``)."""
+        completed = self._execute(["ps", container_id, *ps_args],
                                   what=f"ps {container_id}", container_id=container_id,
                                   capture=True, timeout=self.timeout).completed
         return ProcessTable.parse(completed.stdout.decode(errors="replace"))
