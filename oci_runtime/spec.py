@@ -25,8 +25,9 @@ from typing import Any, Final, Self, cast
 
 import attrs
 
+from oci_image.errors import SpecError as ImageSpecError
 from oci_image.spec import FrozenDict
-from oci_image.spec._json import json_kind
+from oci_image.spec._json import json_kind, load_object
 
 from .errors import SpecError
 
@@ -673,15 +674,10 @@ class Spec(_Model):
     @classmethod
     def from_json(cls, raw: bytes | str, *, limit: int | None = CONFIG_SIZE_LIMIT) -> Spec:
         """Parse a ``config.json`` document (UTF-8 JSON object)."""
-        if limit is not None and len(raw) > limit:
-            raise SpecError(f"config.json is {len(raw)} bytes, over the limit of {limit}")
         try:
-            text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-            doc = json.loads(text, parse_constant=_reject_constant)
-        except (ValueError, RecursionError) as exc:
-            raise SpecError(f"config.json is not valid JSON: {exc}") from exc
-        if not isinstance(doc, dict):
-            raise SpecError(f"config.json must be a JSON object, not {json_kind(doc)}")
+            doc = load_object(raw, "config.json", limit)
+        except ImageSpecError as exc:  # the same message, in this package's error tree
+            raise SpecError(str(exc)) from exc
         if doc.get("ociVersion") is None:
             raise SpecError("config.ociVersion is required")
         return cls.from_dict(doc)
@@ -690,7 +686,3 @@ class Spec(_Model):
         """The document as UTF-8 JSON (tab-indented like ``runc spec`` by default)."""
         text = json.dumps(self.to_dict(), indent=indent, ensure_ascii=False, allow_nan=False)
         return text.encode("utf-8") + (b"\n" if indent is not None else b"")
-
-
-def _reject_constant(name: str) -> object:
-    raise ValueError(f"{name} is not valid JSON")
