@@ -26,6 +26,7 @@ import attrs
 
 from oci_image.spec import ImageConfig
 from oci_storage.errors import ImageUnknownError
+from oci_storage.records import Image
 from oci_storage.store import Store
 
 from ._process import ProcessIO
@@ -34,7 +35,7 @@ from .convert import ConvertOptions, spec_from_image
 from .errors import OCIRuntimeError
 from .runc import Runc, RunOptions
 
-__all__ = ["PullPolicy", "RunImageOptions", "StoreLocation", "run_image"]
+__all__ = ["PullPolicy", "RunImageOptions", "StoreLocation", "resolve_image", "run_image"]
 
 log = logging.getLogger("oci_runtime.run")
 
@@ -113,32 +114,37 @@ def _store_name(image: str) -> tuple[str, str]:
 
 
 def _pull(source: str, name: str, store: Store, location: StoreLocation,
-          options: RunImageOptions) -> str:
-    """Copy ``source`` into the store as ``name``; the stored image's ID."""
+          copy_options: object | None) -> None:
+    """Copy ``source`` into the store as ``name``."""
     from oci_image.copy import CopyOptions, copy_image
     from oci_image.transports import parse_image_name
 
     dest = parse_image_name(f"containers-storage:{location.transport_spec(store)}{name}")
-    copy_opts = options.copy_options
-    if copy_opts is not None and not isinstance(copy_opts, CopyOptions):
+    if copy_options is not None and not isinstance(copy_options, CopyOptions):
         raise TypeError("copy_options must be an oci_image.copy.CopyOptions")
     log.info("pulling %s into %s as %s", source, store, name)
-    copy_image(parse_image_name(source), dest, copy_opts)
-    return store.image(name).id
+    copy_image(parse_image_name(source), dest, copy_options)
 
 
-def _resolve(image: str, store: Store, location: StoreLocation,
-             options: RunImageOptions) -> str:
-    if options.pull != "always" and not _has_transport(image):
+def resolve_image(image: str, store: Store, location: StoreLocation, *,
+                  pull: PullPolicy = "missing", copy_options: object | None = None
+                  ) -> tuple[Image, str]:
+    """The store's record of ``image`` (a name or ID in the store, or any transport
+    string), pulled per ``pull`` (``copy_options``: an oci_image CopyOptions), and the
+    name it goes by: its first name when found under the caller's own name or ID (else
+    ``image``), or the name it was stored or pulled under (:func:`_store_name`)."""
+    if pull != "always" and not _has_transport(image):
         with contextlib.suppress(ImageUnknownError):
-            return store.image(image).id  # a name or ID in the store
+            found = store.image(image)  # a name or ID in the store
+            return found, (found.names[0] if found.names else image)
     source, name = _store_name(image)
-    if options.pull == "missing":
+    if pull == "missing":
         with contextlib.suppress(ImageUnknownError):
-            return store.image(name).id
-    if options.pull == "never":
+            return store.image(name), name
+    if pull == "never":
         raise ImageUnknownError(f"image {image!r} is not in the store (pull=never)")
-    return _pull(source, name, store, location, options)
+    _pull(source, name, store, location, copy_options)
+    return store.image(name), name
 
 
 def run_image(image: str, command: Sequence[str] = (), options: RunImageOptions | None = None
@@ -151,7 +157,8 @@ def run_image(image: str, command: Sequence[str] = (), options: RunImageOptions 
         raise TypeError("run_image needs RunImageOptions(store=...)")
     location = options.store
     with location.open() as store:
-        image_id = _resolve(image, store, location, options)
+        image_id = resolve_image(image, store, location, pull=options.pull,
+                                 copy_options=options.copy_options)[0].id
         config_raw = store.image_big_data(image_id, f"sha256:{image_id}")
         if config_raw is None:
             raise OCIRuntimeError(f"image {image_id} has no config in the store")
