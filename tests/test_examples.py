@@ -107,3 +107,16 @@ def test_sync_repository(registry: Any, tmp_path: Path) -> None:
                 f"oci:{tmp_path}/layout", "--tls-verify=false")
     assert again.count("sha256:") == 3
     validate_image(f"oci:{tmp_path}/layout:v2")
+
+
+def test_system_containers(tmp_path: Path) -> None:
+    from tests.peers import require, require_root
+
+    require_root("installing a system container runs runc")
+    require("runc")
+    out = run("system_containers.py", str(tmp_path / "out"))
+    assert "installed hello from oci:" in out
+    assert "host files: ['/usr/local/bin/hello-ctl']" in out
+    assert "Description=hello says good morning" in out
+    assert "ExecStart exit status 0: container hello is running" in out
+    assert "uninstalled; nothing left behind: True" in out

@@ -1,0 +1,878 @@
+"""System containers, as Project Atomic's ``atomic install --system``: an image pulled
+into a store, checked out as a read-only root filesystem in a deployment directory,
+run by runc from a systemd unit.
+
+Layout (``checkouts`` defaults to /var/lib/containers/atomic)::
+
+    <checkouts>/<name>       -> <name>.0     the active deployment (a symlink)
+    <checkouts>/<name>.0/    rootfs/ config.json <name>.service tmpfiles-<name>.conf
+                             hostfs/ info
+    <checkouts>/<name>.1/    the other deployment (after an update)
+    <unit_dir>/<name>.service            (or <quadlet_dir>/<name>.container)
+    <tmpfiles_dir>/<name>.conf
+    <host_root>/...                      the image's /exports/hostfs files
+
+Image-provided files under ``/exports`` (all optional): ``config.json.template`` (or a
+literal ``config.json``), ``manifest.json`` (``defaultValues``, ``installedFilesTemplate``,
+``renameFiles``, ``noContainerService``), ``service.template``, ``tmpfiles.template`` and
+``hostfs/``. Templates are substituted strictly (see :mod:`oci_runtime._templates`);
+see docs/system-containers.md for the variables.
+
+:func:`install`, :func:`update`, :func:`rollback`, :func:`uninstall`,
+:func:`list_installed` and :func:`get_installation` are the API; every one takes an
+:class:`InstallOptions` and raises :class:`~oci_runtime.errors.InstallError` (or an
+:class:`~oci_image.errors.OCIError` of the pull or the store).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import attrs
+
+from oci_image.spec import FrozenDict, ImageConfig
+from oci_storage.errors import ImageUnknownError
+from oci_storage.store import Store
+
+from . import _units
+from ._templates import all_process_capabilities, host_ids, identifiers, substitute
+from .bundle import CONFIG_NAME, write_atomic
+from .convert import ConvertOptions, FilesystemOptions, ProcessOptions, spec_from_image
+from .errors import InstallError, SpecError
+from .run import StoreLocation, resolve_image
+from .spec import Spec
+
+if TYPE_CHECKING:
+    from oci_image.copy import CopyOptions
+
+__all__ = [
+    "InstallOptions",
+    "Installation",
+    "get_installation",
+    "install",
+    "list_installed",
+    "rollback",
+    "uninstall",
+    "update",
+]
+
+log = logging.getLogger("oci_runtime.install")
+
+INFO_NAME: Final = "info"
+#: the largest /exports file read into memory (templates, manifest)
+_TEMPLATE_LIMIT = 1 << 20
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}")
+#: variables the installer always sets (``--set`` cannot change them)
+FORCED_VARIABLES: Final = ("NAME", "DESTDIR", "EXEC_START", "EXEC_STOP", "EXEC_STARTPRE",
+                           "EXEC_STOPPOST", "HOST_UID", "HOST_GID", "IMAGE_ID",
+                           "IMAGE_NAME")
+
+
+def _abspath(path: str) -> str:
+    return os.path.abspath(path)
+
+
+def _str_tuple(value: Iterable[str]) -> tuple[str, ...]:
+    if isinstance(value, str):
+        raise TypeError("expected a list of unit names, not a string")
+    return tuple(value)
+
+
+def _frozen(value: Mapping[str, str]) -> FrozenDict:
+    return value if isinstance(value, FrozenDict) else FrozenDict(value)
+
+
+@attrs.frozen(kw_only=True)
+class InstallOptions:
+    """Where a system container goes and how it runs.
+
+    * ``store``: the image store the image is pulled into.
+    * ``checkouts``: the deployments' directory; ``unit_dir``, ``tmpfiles_dir``,
+      ``quadlet_dir``: where the systemd files go; ``host_root``: the prefix of the
+      image's ``hostfs`` files (``/`` on a real host, a directory in tests).
+    * ``runc`` (binary name or path) and ``runc_root`` (``--root``; ``None``: runc's
+      default) and ``systemd_cgroup`` (``--systemd-cgroup``): the commands in the unit.
+    * ``values``: ``--set KEY=VALUE`` template values (over the image's defaultValues).
+    * ``requires``/``after``/``wants``: ``[Unit]`` dependencies (``etcd.service``).
+    * ``quadlet``: write a Quadlet ``.container`` file instead of a ``.service``.
+    * ``copy_options``: :class:`~oci_image.copy.CopyOptions` for the pull (registry
+      options, e.g. plain HTTP).
+    * ``tmpfiles_command``: run as ``CMD --create FILE`` after writing the tmpfiles.d
+      file (``--remove`` on uninstall); ``None`` to leave that to the caller.
+    * ``systemctl``: when set, ``daemon-reload``, ``enable``, ``try-restart`` and
+      ``disable --now`` are run with it (only where systemd is PID 1).
+    """
+
+    store: StoreLocation
+    checkouts: str = attrs.field(default="/var/lib/containers/atomic", converter=_abspath)
+    unit_dir: str = attrs.field(default="/etc/systemd/system", converter=_abspath)
+    tmpfiles_dir: str = attrs.field(default="/etc/tmpfiles.d", converter=_abspath)
+    quadlet_dir: str = attrs.field(default="/etc/containers/systemd", converter=_abspath)
+    host_root: str = attrs.field(default="/", converter=_abspath)
+    runc: str = "runc"
+    runc_root: str | None = attrs.field(
+        default=None, converter=attrs.converters.optional(_abspath))
+    systemd_cgroup: bool = False
+    values: FrozenDict = attrs.field(factory=FrozenDict, converter=_frozen)
+    requires: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple)
+    after: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple)
+    wants: tuple[str, ...] = attrs.field(default=(), converter=_str_tuple)
+    quadlet: bool = False
+    copy_options: CopyOptions | None = None
+    tmpfiles_command: str | None = "systemd-tmpfiles"
+    systemctl: str | None = None
+
+
+@attrs.frozen
+class Installation:
+    """One deployment of an installed system container (from its ``info`` file)."""
+
+    name: str
+    deployment: int
+    #: the deployment directory (the bundle: ``config.json`` and ``rootfs/``)
+    path: Path
+    #: the image as given to :func:`install` (a transport string or a name)
+    image: str
+    #: its name in the store, its ID there and its manifest digest
+    image_name: str
+    image_id: str
+    digest: str
+    #: the ``--set`` values in effect
+    values: FrozenDict
+    created: str
+    #: the active unit (``.service`` or Quadlet ``.container``) and tmpfiles.d file
+    unit_path: Path | None
+    tmpfiles_path: Path | None
+    #: the host files this deployment installs: host path -> sha256 (or ``symlink:T``)
+    installed_files: FrozenDict
+    requires: tuple[str, ...] = ()
+    after: tuple[str, ...] = ()
+    wants: tuple[str, ...] = ()
+    quadlet: bool = False
+
+    @property
+    def rootfs(self) -> Path:
+        return self.path / "rootfs"
+
+    @classmethod
+    def from_info(cls, directory: Path) -> Installation:
+        try:
+            info = json.loads((directory / INFO_NAME).read_text())
+        except (OSError, ValueError) as exc:
+            raise InstallError(f"{directory / INFO_NAME}: cannot read: {exc}") from exc
+        return cls(
+            name=info["name"], deployment=int(info["deployment"]), path=directory,
+            image=info["image"], image_name=info["image-name"], image_id=info["image-id"],
+            digest=info.get("digest", ""), values=FrozenDict(info.get("values", {})),
+            created=info.get("created", ""),
+            unit_path=Path(info["unit"]) if info.get("unit") else None,
+            tmpfiles_path=Path(info["tmpfiles"]) if info.get("tmpfiles") else None,
+            installed_files=FrozenDict(info.get("installed-files", {})),
+            requires=tuple(info.get("requires", ())), after=tuple(info.get("after", ())),
+            wants=tuple(info.get("wants", ())), quadlet=bool(info.get("quadlet", False)))
+
+
+# ---------------------------------------------------------------------------------------
+# small helpers
+
+
+def _check_name(name: str) -> None:
+    if not _NAME_RE.fullmatch(name) or re.search(r"\.[0-9]+$", name):
+        raise InstallError(f"invalid system container name {name!r} (letters, digits, "
+                           "'_.@-'; not ending in .<number>)")
+
+
+def _deployment_dir(name: str, n: int, options: InstallOptions) -> Path:
+    return Path(options.checkouts) / f"{name}.{n}"
+
+
+def _active(name: str, options: InstallOptions) -> int | None:
+    link = Path(options.checkouts) / name
+    try:
+        target = os.readlink(link)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise InstallError(f"{link} is not a deployment symlink: {exc}") from exc
+    match = re.fullmatch(re.escape(name) + r"\.([01])", target)
+    if match is None:
+        raise InstallError(f"{link} points at {target!r}, not a deployment")
+    return int(match.group(1))
+
+
+@contextlib.contextmanager
+def _locked(options: InstallOptions) -> Iterator[None]:
+    """Exclusive access to the checkouts directory (an flock on the directory)."""
+    checkouts = Path(options.checkouts)
+    checkouts.mkdir(mode=0o755, parents=True, exist_ok=True)
+    fd = os.open(checkouts, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+
+
+def _file_digest(path: Path) -> str:
+    if path.is_symlink():
+        return "symlink:" + os.readlink(path)
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return "sha256:" + h.hexdigest()
+
+
+def _host_path(options: InstallOptions, target: str) -> Path:
+    return Path(options.host_root) / target.lstrip("/")
+
+
+def _read_exported(rootfs: Path, rel: str) -> bytes | None:
+    """``rootfs/rel`` (a file the image exports), refusing symlinks on the way so that an
+    image cannot make the installer read a host file. ``None`` when missing."""
+    current = rootfs
+    parts = Path(rel).parts
+    for i, part in enumerate(parts):
+        current = current / part
+        if not os.path.lexists(current):
+            return None
+        if os.path.islink(current):
+            raise InstallError(f"/{rel}: /{'/'.join(parts[:i + 1])} is a symlink in the "
+                               "image; refusing to follow it")
+        if i == len(parts) - 1 and not os.path.isfile(current):
+            raise InstallError(f"/{rel} in the image is not a regular file")
+    if (current.stat().st_size) > _TEMPLATE_LIMIT:
+        raise InstallError(f"/{rel} in the image is larger than {_TEMPLATE_LIMIT} bytes")
+    fd = os.open(current, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as f:
+        return f.read()
+
+
+def _decode(data: bytes, what: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InstallError(f"{what} is not UTF-8: {exc}") from None
+
+
+def _run(argv: list[str], what: str) -> None:
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+    if result.returncode != 0:
+        raise InstallError(f"{what}: {' '.join(argv)} failed ({result.returncode}): "
+                           f"{result.stderr.strip()}")
+
+
+def _systemctl(options: InstallOptions, *args: str) -> None:
+    if options.systemctl is not None:
+        _run([options.systemctl, *args], "systemctl")
+
+
+def _tmpfiles(options: InstallOptions, mode: str, path: Path) -> None:
+    if options.tmpfiles_command is None:
+        return
+    command = shutil.which(options.tmpfiles_command)
+    if command is None:
+        raise InstallError(f"{options.tmpfiles_command} is not installed (set "
+                           "tmpfiles_command=None to apply tmpfiles.d files yourself)")
+    _run([command, mode, str(path)], "tmpfiles")
+
+
+# ---------------------------------------------------------------------------------------
+# pull and checkout
+
+
+def _pull(image: str, store: Store, options: InstallOptions, *, always: bool
+          ) -> tuple[str, str, str]:
+    """``image`` in the store (pulled when missing, or always): its store name, ID and
+    manifest digest."""
+    found, name = resolve_image(image, store, options.store,
+                                pull="always" if always else "missing",
+                                copy_options=options.copy_options)
+    return name, found.id, found.digest
+
+
+def _checkout(store: Store, options: InstallOptions, image_id: str, rootfs: Path
+              ) -> ImageConfig:
+    """A real copy of the image's tree at ``rootfs`` (not a mount: it survives reboots and
+    store changes, as Atomic's ostree checkouts did)."""
+    from oci_image.transports import parse_image_name
+    from oci_storage.unpack import unpack_image
+
+    ref = parse_image_name(
+        f"containers-storage:{options.store.transport_spec(store)}@{image_id}")
+    with ref.open_source() as source:
+        unpacked = unpack_image(source, rootfs)
+    os.chmod(rootfs, 0o755)  # noqa: S103 -- a rootfs is world-readable, as runc needs
+    return unpacked.config
+
+
+# ---------------------------------------------------------------------------------------
+# one deployment
+
+
+@attrs.frozen
+class _Context:
+    name: str
+    n: int
+    directory: Path
+    image: str
+    image_name: str
+    image_id: str
+    digest: str
+    values: FrozenDict  # the --set values
+    uuid: str
+    requires: tuple[str, ...]
+    after: tuple[str, ...]
+    wants: tuple[str, ...]
+
+
+def _runc_argv(options: InstallOptions) -> list[str]:
+    runc = shutil.which(options.runc)
+    if runc is None:
+        raise InstallError(f"runtime {options.runc!r} not found")
+    argv = [os.path.abspath(runc)]
+    if options.runc_root is not None:
+        argv += ["--root", options.runc_root]
+    if options.systemd_cgroup:
+        argv.append("--systemd-cgroup")
+    return argv
+
+
+def _manifest(rootfs: Path) -> dict[str, Any]:
+    raw = _read_exported(rootfs, "exports/manifest.json")
+    if raw is None:
+        return {}
+    try:
+        manifest = json.loads(raw)
+    except ValueError as exc:
+        raise InstallError(f"/exports/manifest.json is not valid JSON: {exc}") from None
+    if not isinstance(manifest, dict):
+        raise InstallError("/exports/manifest.json must be a JSON object")
+    defaults = manifest.get("defaultValues", {})
+    if not isinstance(defaults, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in defaults.items()):
+        raise InstallError("/exports/manifest.json: defaultValues must map names to strings")
+    return manifest
+
+
+def _values(ctx: _Context, options: InstallOptions, manifest: Mapping[str, Any],
+            service_template: str | None) -> dict[str, str]:
+    uid, gid = host_ids()
+    values: dict[str, str] = {
+        "RUN_DIRECTORY": "/run", "STATE_DIRECTORY": "/var/lib", "CONF_DIRECTORY": "/etc",
+        "UUID": ctx.uuid, "ALL_PROCESS_CAPABILITIES": all_process_capabilities(),
+    }
+    runc = _runc_argv(options)
+    values["RUNTIME"] = runc[0]
+    values.update(manifest.get("defaultValues", {}))
+    values.update(ctx.values)
+    values.setdefault("PIDFILE", f"{values['RUN_DIRECTORY']}/container-{ctx.name}.pid")
+    destdir = str(ctx.directory)
+    used = identifiers(service_template) if service_template is not None else set()
+    detached = {"EXEC_STOPPOST", "PIDFILE"} <= used  # Atomic's rule for run -d
+    if detached:
+        start = [*runc, "run", "-d", "--pid-file", values["PIDFILE"], "--bundle", destdir,
+                 ctx.name]
+    else:
+        start = [*runc, "run", "--bundle", destdir, ctx.name]
+    values.update({
+        "NAME": ctx.name, "DESTDIR": destdir, "HOST_UID": uid, "HOST_GID": gid,
+        "IMAGE_ID": ctx.image_id, "IMAGE_NAME": ctx.image_name,
+        "EXEC_START": _units.command_line(start),
+        "EXEC_STOP": _units.command_line([*runc, "kill", ctx.name]),
+        "EXEC_STARTPRE": _units.command_line([*runc, "delete", "--force", ctx.name]),
+        "EXEC_STOPPOST": _units.command_line([*runc, "delete", "--force", ctx.name]),
+    })
+    return values
+
+
+def _spec(ctx: _Context, rootfs: Path, config: ImageConfig, values: Mapping[str, str]
+          ) -> Spec:
+    template = _read_exported(rootfs, "exports/config.json.template")
+    literal = _read_exported(rootfs, "exports/config.json") if template is None else None
+    if template is None and literal is None:
+        convert = ConvertOptions(
+            filesystem=FilesystemOptions(read_only=True),
+            process=ProcessOptions(terminal=False), hostname=ctx.name,
+            ref_name=ctx.image_name)
+        return spec_from_image(config, rootfs, convert)
+    if template is not None:
+        text = substitute(_decode(template, "/exports/config.json.template"), values,
+                          source="/exports/config.json.template")
+    else:
+        assert literal is not None
+        text = _decode(literal, "/exports/config.json")
+    try:
+        spec = Spec.from_json(text)
+    except SpecError as exc:
+        raise InstallError(f"the image's config.json template: {exc}") from exc
+    if spec.root is None or spec.root.path != "rootfs" or not spec.root.readonly:
+        raise InstallError("the image's config.json must have root.path 'rootfs' and "
+                           "root.readonly true (only read-only system containers are "
+                           "supported)")
+    if spec.process is not None and spec.process.terminal:
+        log.warning("%s: process.terminal set to false (no terminal under systemd)",
+                    ctx.name)
+        spec = attrs.evolve(spec, process=attrs.evolve(spec.process, terminal=False))
+    return spec
+
+
+def _missing_bind_sources(spec: Spec) -> list[str]:
+    out = []
+    for mount in spec.mounts or ():
+        opts = mount.options or ()
+        if (mount.type == "bind" or "bind" in opts or "rbind" in opts) and \
+                mount.source and mount.source.startswith("/") and \
+                not os.path.lexists(mount.source) and mount.source not in out:
+            out.append(mount.source)
+    return out
+
+
+def _render_hostfs(ctx: _Context, rootfs: Path, manifest: Mapping[str, Any],
+                   values: Mapping[str, str]) -> dict[str, str]:
+    """Copy the image's /exports/hostfs into ``<deployment>/hostfs`` as it will be on the
+    host (renameFiles applied, installedFilesTemplate files substituted); the target
+    paths and their checksums."""
+    source_root = rootfs / "exports" / "hostfs"
+    if not source_root.is_dir() or source_root.is_symlink():
+        return {}
+    templated = set(manifest.get("installedFilesTemplate", ()))
+    renames = manifest.get("renameFiles", {})
+    if not isinstance(renames, dict):
+        raise InstallError("/exports/manifest.json: renameFiles must be an object")
+    out_root = ctx.directory / "hostfs"
+    files: dict[str, str] = {}
+    for dirpath, dirnames, filenames in os.walk(source_root):
+        here = Path(dirpath)
+        entries = filenames + [d for d in dirnames if (here / d).is_symlink()]
+        for entry in sorted(entries):
+            src = here / entry
+            rel = "/" + src.relative_to(source_root).as_posix()
+            target = rel
+            if rel in renames:
+                target = substitute(str(renames[rel]), values,
+                                    source=f"/exports/manifest.json renameFiles[{rel}]")
+            target = os.path.normpath("/" + target.lstrip("/"))
+            if ".." in Path(target).parts or target == "/":
+                raise InstallError(f"hostfs file {rel} renamed outside the host root")
+            dest = out_root / target.lstrip("/")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if src.is_symlink():
+                os.symlink(os.readlink(src), dest)
+            elif src.is_file():
+                if rel in templated:
+                    text = substitute(_decode(src.read_bytes(), f"hostfs{rel}"), values,
+                                      source=f"/exports/hostfs{rel}")
+                    dest.write_text(text)
+                    os.chmod(dest, src.stat().st_mode & 0o7777)
+                else:
+                    shutil.copy2(src, dest, follow_symlinks=False)
+            else:
+                continue  # devices, fifos: not host files
+            files[target] = _file_digest(dest)
+    return files
+
+
+def _unit_file_name(ctx: _Context, quadlet: bool) -> str:
+    return f"{ctx.name}.container" if quadlet else f"{ctx.name}.service"
+
+
+def _deploy(ctx: _Context, store: Store, options: InstallOptions) -> None:
+    """Fill ``ctx.directory``: rootfs, config.json, unit, tmpfiles, hostfs, info."""
+    ctx.directory.mkdir(mode=0o755)
+    rootfs = ctx.directory / "rootfs"
+    config = _checkout(store, options, ctx.image_id, rootfs)
+    manifest = _manifest(rootfs)
+    raw_service = _read_exported(rootfs, "exports/service.template")
+    service_template = _decode(raw_service, "/exports/service.template") \
+        if raw_service is not None else None
+    values = _values(ctx, options, manifest, service_template)
+    spec = _spec(ctx, rootfs, config, values)
+    write_atomic(ctx.directory / CONFIG_NAME, spec.to_json())
+
+    raw_tmpfiles = _read_exported(rootfs, "exports/tmpfiles.template")
+    uid, gid = host_ids()
+    if raw_tmpfiles is not None:
+        tmpfiles = substitute(_decode(raw_tmpfiles, "/exports/tmpfiles.template"), values,
+                              source="/exports/tmpfiles.template")
+    else:
+        tmpfiles = _units.tmpfiles_directories(_missing_bind_sources(spec), uid, gid)
+    tmpfiles_name = f"tmpfiles-{ctx.name}.conf"
+    if tmpfiles:
+        (ctx.directory / tmpfiles_name).write_text(tmpfiles)
+
+    unit_name: str | None = None
+    if not manifest.get("noContainerService", False):
+        unit_name = _unit_file_name(ctx, options.quadlet)
+        if options.quadlet:
+            unit = _quadlet(ctx, spec, options, store)
+        else:
+            unit = substitute(service_template or _units.DEFAULT_SERVICE_TEMPLATE, values,
+                              source="/exports/service.template" if service_template
+                              else "the default service template")
+            unit = _units.add_dependencies(unit, requires=ctx.requires, after=ctx.after,
+                                           wants=ctx.wants)
+        (ctx.directory / unit_name).write_text(unit)
+
+    hostfs = _render_hostfs(ctx, rootfs, manifest, values)
+    unit_dir = options.quadlet_dir if options.quadlet else options.unit_dir
+    info = {
+        "name": ctx.name, "deployment": ctx.n, "image": ctx.image,
+        "image-name": ctx.image_name, "image-id": ctx.image_id, "digest": ctx.digest,
+        "values": dict(ctx.values), "uuid": ctx.uuid, "created": _now(),
+        "unit": str(Path(unit_dir) / unit_name) if unit_name else None,
+        "unit-file": unit_name,
+        "tmpfiles": str(Path(options.tmpfiles_dir) / f"{ctx.name}.conf") if tmpfiles
+        else None,
+        "has-container-service": unit_name is not None,
+        "hostfs-files": hostfs, "installed-files": {}, "installed-dirs": [],
+        "requires": list(ctx.requires), "after": list(ctx.after), "wants": list(ctx.wants),
+        "quadlet": options.quadlet, "runtime": values["RUNTIME"],
+        "runtime-root": options.runc_root,
+    }
+    _write_info(ctx.directory, info)
+
+
+def _quadlet(ctx: _Context, spec: Spec, options: InstallOptions, store: Store) -> str:
+    volumes = []
+    for mount in spec.mounts or ():
+        opts = mount.options or ()
+        if (mount.type == "bind" or "bind" in opts or "rbind" in opts) and mount.source:
+            volumes.append((mount.source, mount.destination, "ro" in opts))
+    global_args = ["--root", str(store.graphroot), "--runroot", str(store.runroot),
+                   "--storage-driver", store.driver.name]
+    return _units.quadlet_container(
+        name=ctx.name, image=ctx.image_id,
+        description=f"System container {ctx.name} ({ctx.image_name})",
+        global_args=global_args, volumes=volumes, requires=ctx.requires,
+        after=ctx.after, wants=ctx.wants)
+
+
+def _write_info(directory: Path, info: Mapping[str, Any]) -> None:
+    write_atomic(directory / INFO_NAME, (json.dumps(info, indent=2) + "\n").encode())
+
+
+def _read_info(directory: Path) -> dict[str, Any]:
+    try:
+        info: dict[str, Any] = json.loads((directory / INFO_NAME).read_text())
+    except (OSError, ValueError) as exc:
+        raise InstallError(f"{directory / INFO_NAME}: cannot read: {exc}") from exc
+    return info
+
+
+# ---------------------------------------------------------------------------------------
+# activation: host files, unit, tmpfiles, symlink
+
+
+def _remove_host_files(files: Mapping[str, str], keep: Iterable[str],
+                       options: InstallOptions) -> None:
+    keep = set(keep)
+    for target, digest in files.items():
+        if target in keep:
+            continue
+        path = _host_path(options, target)
+        if not os.path.lexists(path):
+            continue
+        if _file_digest(path) != digest:
+            log.warning("%s was changed since it was installed; leaving it", path)
+            continue
+        os.unlink(path)
+
+
+def _remove_empty_dirs(dirs: Iterable[str], options: InstallOptions) -> None:
+    for directory in sorted(dirs, key=lambda d: d.count("/"), reverse=True):
+        with contextlib.suppress(FileNotFoundError, OSError):
+            os.rmdir(_host_path(options, directory))
+
+
+def _copy_host_files(directory: Path, files: Mapping[str, str], options: InstallOptions,
+                     created_dirs: list[str]) -> None:
+    for target in files:
+        src = directory / "hostfs" / target.lstrip("/")
+        dest = _host_path(options, target)
+        missing = []
+        parent = dest.parent
+        while not os.path.lexists(parent):
+            missing.append(parent)
+            parent = parent.parent
+        for d in reversed(missing):
+            d.mkdir(mode=0o755)
+            created_dirs.append("/" + d.relative_to(options.host_root).as_posix())
+        tmp = dest.parent / f".{dest.name}.install-tmp"
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        if src.is_symlink():
+            os.symlink(os.readlink(src), tmp)
+        else:
+            shutil.copy2(src, tmp)
+        os.replace(tmp, dest)
+
+
+def _activate(name: str, n: int, previous: int | None, options: InstallOptions,
+              created_dirs: list[str]) -> Installation:
+    """Make deployment ``n`` the active one (``previous`` was)."""
+    new_dir = _deployment_dir(name, n, options)
+    info = _read_info(new_dir)
+    old = _read_info(_deployment_dir(name, previous, options)) if previous is not None \
+        else None
+    new_files: dict[str, str] = info["hostfs-files"]
+    old_files: dict[str, str] = old["installed-files"] if old else {}
+    for target in new_files:
+        path = _host_path(options, target)
+        if os.path.lexists(path) and target not in old_files:
+            raise InstallError(f"{path} exists and was not installed by {name}; refusing "
+                               "to overwrite it")
+    _remove_host_files(old_files, new_files, options)
+    old_dirs: list[str] = old["installed-dirs"] if old else []
+    _copy_host_files(new_dir, new_files, options, created_dirs)
+    _remove_empty_dirs(old_dirs, options)
+    dirs = sorted(set(created_dirs) | {d for d in old_dirs
+                                       if os.path.isdir(_host_path(options, d))})
+    # the unit and the tmpfiles.d file: the new deployment's (or none)
+    if old and old.get("unit") and old["unit"] != info.get("unit"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(old["unit"])
+    if info.get("unit"):
+        unit_path = Path(info["unit"])
+        unit_path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(unit_path, (new_dir / info["unit-file"]).read_bytes())
+    tmpfiles_path = Path(options.tmpfiles_dir) / f"{name}.conf"
+    if info.get("tmpfiles"):
+        tmpfiles_path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(tmpfiles_path, (new_dir / f"tmpfiles-{name}.conf").read_bytes())
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmpfiles_path)
+    info["installed-files"] = new_files
+    info["installed-dirs"] = dirs
+    _write_info(new_dir, info)
+    if info.get("tmpfiles"):
+        _tmpfiles(options, "--create", tmpfiles_path)
+    _switch_symlink(name, n, options)
+    return Installation.from_info(new_dir)
+
+
+def _switch_symlink(name: str, n: int, options: InstallOptions) -> None:
+    """Point ``<checkouts>/<name>`` at ``<name>.<n>`` atomically (a new symlink renamed
+    over the old one)."""
+    checkouts = Path(options.checkouts)
+    tmp = checkouts / f".{name}.link-{os.getpid()}"
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)
+    os.symlink(f"{name}.{n}", tmp)
+    os.replace(tmp, checkouts / name)
+    dir_fd = os.open(checkouts, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+# ---------------------------------------------------------------------------------------
+# the API
+
+
+def install(image: str, name: str, options: InstallOptions) -> Installation:
+    """Install ``image`` (any transport string, or a name in the store) as the system
+    container ``name``: pull (when the store lacks it), check out to ``<name>.0``,
+    write config.json, the unit, the tmpfiles.d file and the host files, and point
+    ``<checkouts>/<name>`` at the deployment. On failure nothing is left behind."""
+    _check_name(name)
+    with _locked(options):
+        if _active(name, options) is not None or any(
+                os.path.lexists(_deployment_dir(name, n, options)) for n in (0, 1)):
+            raise InstallError(f"system container {name} is already installed")
+        unit = Path(options.quadlet_dir if options.quadlet else options.unit_dir) / (
+            f"{name}.container" if options.quadlet else f"{name}.service")
+        for path in (unit, Path(options.tmpfiles_dir) / f"{name}.conf"):
+            if os.path.lexists(path):
+                raise InstallError(f"{path} already exists")
+        with options.store.open() as store:
+            image_name, image_id, digest = _pull(image, store, options, always=False)
+            ctx = _Context(name=name, n=0, directory=_deployment_dir(name, 0, options),
+                           image=image, image_name=image_name, image_id=image_id,
+                           digest=digest, values=options.values, uuid=str(uuid.uuid4()),
+                           requires=options.requires, after=options.after,
+                           wants=options.wants)
+            created_dirs: list[str] = []
+            try:
+                _deploy(ctx, store, options)
+                installation = _activate(name, 0, None, options, created_dirs)
+            except BaseException:
+                _undo_install(ctx, options, created_dirs)
+                raise
+        _systemctl(options, "daemon-reload")
+        if installation.unit_path is not None and not options.quadlet:
+            _systemctl(options, "enable", installation.unit_path.name)
+        log.info("installed %s from %s (%s)", name, image, image_id)
+        return installation
+
+
+def _undo_install(ctx: _Context, options: InstallOptions, created_dirs: list[str]) -> None:
+    with contextlib.suppress(Exception):
+        link = Path(options.checkouts) / ctx.name
+        if os.path.islink(link):
+            os.unlink(link)
+        info = _read_info(ctx.directory) if (ctx.directory / INFO_NAME).exists() else None
+        if info is not None:
+            for target, digest in info["hostfs-files"].items():
+                path = _host_path(options, target)
+                if os.path.lexists(path) and _file_digest(path) == digest:
+                    os.unlink(path)
+            if info.get("unit"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(info["unit"])
+            if info.get("tmpfiles"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(info["tmpfiles"])
+        _remove_empty_dirs(created_dirs, options)
+    shutil.rmtree(ctx.directory, ignore_errors=True)
+
+
+def update(name: str, options: InstallOptions, image: str | None = None, *,
+           force: bool = False) -> Installation:
+    """Pull the image again (or ``image``, a rebase), check it out into the other
+    deployment, regenerate its files with the recorded ``--set`` values updated by
+    ``options.values``, and switch to it. When neither the image nor the values changed
+    the installation is left as it is (unless ``force``)."""
+    _check_name(name)
+    with _locked(options):
+        active = _active(name, options)
+        if active is None:
+            raise InstallError(f"system container {name} is not installed")
+        current = Installation.from_info(_deployment_dir(name, active, options))
+        values = FrozenDict({**current.values, **options.values})
+        with options.store.open() as store:
+            image_name, image_id, digest = _pull(image or current.image, store, options,
+                                                 always=True)
+            if not force and image_id == current.image_id and values == current.values:
+                log.info("%s: latest version already installed", name)
+                return current
+            other = 1 - active
+            directory = _deployment_dir(name, other, options)
+            shutil.rmtree(directory, ignore_errors=True)
+            ctx = _Context(
+                name=name, n=other, directory=directory, image=image or current.image,
+                image_name=image_name, image_id=image_id, digest=digest, values=values,
+                uuid=str(_read_info(current.path).get("uuid", uuid.uuid4())),
+                requires=options.requires or current.requires,
+                after=options.after or current.after, wants=options.wants or current.wants)
+            try:
+                _deploy(ctx, store, options)
+            except BaseException:
+                shutil.rmtree(directory, ignore_errors=True)
+                raise
+        installation = _activate(name, other, active, options, [])
+        _systemctl(options, "daemon-reload")
+        if installation.unit_path is not None:
+            _systemctl(options, "try-restart", installation.unit_path.name)
+        log.info("updated %s to %s (deployment %d)", name, image_id, other)
+        return installation
+
+
+def rollback(name: str, options: InstallOptions) -> Installation:
+    """Switch back to the other deployment (its unit, tmpfiles.d file and host files)."""
+    _check_name(name)
+    with _locked(options):
+        active = _active(name, options)
+        if active is None:
+            raise InstallError(f"system container {name} is not installed")
+        other = 1 - active
+        if not (_deployment_dir(name, other, options) / INFO_NAME).is_file():
+            raise InstallError(f"system container {name} has no previous deployment to "
+                               "roll back to")
+        installation = _activate(name, other, active, options, [])
+        _systemctl(options, "daemon-reload")
+        if installation.unit_path is not None:
+            _systemctl(options, "try-restart", installation.unit_path.name)
+        log.info("rolled %s back to deployment %d", name, other)
+        return installation
+
+
+def uninstall(name: str, options: InstallOptions, *, remove_image: bool = False) -> None:
+    """Remove the unit (first, so it cannot restart), the tmpfiles.d file, the host files
+    (unless changed since), both deployments and the symlink; with ``remove_image``
+    also the images of both deployments from the store, unless another installation
+    uses them. State the container wrote to host directories is kept."""
+    _check_name(name)
+    with _locked(options):
+        active = _active(name, options)
+        dirs = [d for d in (_deployment_dir(name, n, options) for n in (0, 1))
+                if os.path.lexists(d)]
+        if active is None and not dirs:
+            raise InstallError(f"system container {name} is not installed")
+        infos = [_read_info(d) for d in dirs if (d / INFO_NAME).is_file()]
+        current = _read_info(_deployment_dir(name, active, options)) \
+            if active is not None else None
+        if current is not None and current.get("unit"):
+            unit = Path(current["unit"])
+            if unit.suffix == ".service":
+                with contextlib.suppress(InstallError):
+                    _systemctl(options, "disable", "--now", unit.name)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(unit)
+            _systemctl(options, "daemon-reload")
+        tmpfiles_path = Path(options.tmpfiles_dir) / f"{name}.conf"
+        if tmpfiles_path.exists():
+            with contextlib.suppress(InstallError):
+                _tmpfiles(options, "--remove", tmpfiles_path)
+            tmpfiles_path.unlink()
+        if current is not None:
+            _remove_host_files(current["installed-files"], (), options)
+            _remove_empty_dirs(current["installed-dirs"], options)
+        link = Path(options.checkouts) / name
+        if os.path.islink(link):
+            link.unlink()
+        for d in dirs:
+            shutil.rmtree(d)
+        if remove_image:
+            _remove_images(name, {i["image-id"] for i in infos}, options)
+        log.info("uninstalled %s", name)
+
+
+def _remove_images(name: str, image_ids: set[str], options: InstallOptions) -> None:
+    in_use = {i.image_id for i in list_installed(options) if i.name != name}
+    with options.store.open() as store:
+        for image_id in sorted(image_ids - in_use):
+            with contextlib.suppress(ImageUnknownError):
+                store.delete_image(image_id)
+
+
+def get_installation(name: str, options: InstallOptions) -> Installation:
+    """The active deployment of ``name``."""
+    _check_name(name)
+    active = _active(name, options)
+    if active is None:
+        raise InstallError(f"system container {name} is not installed")
+    return Installation.from_info(_deployment_dir(name, active, options))
+
+
+def list_installed(options: InstallOptions) -> tuple[Installation, ...]:
+    """The active deployment of every installed system container, by name."""
+    checkouts = Path(options.checkouts)
+    if not checkouts.is_dir():
+        return ()
+    out = []
+    for entry in sorted(checkouts.iterdir()):
+        if not entry.is_symlink() or entry.name.startswith("."):
+            continue
+        with contextlib.suppress(InstallError):
+            out.append(get_installation(entry.name, options))
+    return tuple(out)
