@@ -14,7 +14,12 @@ import pytest
 from oci_image.build import FileEntry, ImageBuilder
 from oci_image.spec import Platform, host_platform
 from oci_runtime._process import ProcessIO
-from oci_runtime.convert import ConvertOptions, FilesystemOptions, ProcessOptions
+from oci_runtime.convert import (
+    ConvertOptions,
+    FilesystemOptions,
+    ProcessOptions,
+    ResourceLimits,
+)
 from oci_runtime.errors import RuncError
 from oci_runtime.run import RunImageOptions, StoreLocation, run_image
 from oci_runtime.runc import Runc
@@ -36,7 +41,7 @@ def _app_image(layout: Path) -> str:
     builder.add_layer_from_files(
         {"bin/busybox": FileEntry(data=busybox.read_bytes(), mode=0o755),
          **{f"bin/{a}": FileEntry(kind="symlink", linkname="busybox")
-            for a in ("sh", "cat", "echo", "id", "pwd", "touch", "env")}})
+            for a in ("sh", "cat", "echo", "id", "pwd", "touch", "env", "ls", "stat", "wc")}})
     builder.add_layer_from_files(
         {"etc/passwd": b"root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000:app:/home/app:/bin/sh\n",
          "etc/group": b"root:x:0:\napp:x:1000:\nextra:x:2000:app\n",
@@ -108,6 +113,26 @@ def test_read_only_rootfs_refuses_writes(setup: tuple[str, RunImageOptions, Path
                        tmp / "o", convert=convert)
     assert status != 0
     assert "Read-only file system" in out
+
+
+def test_masked_and_read_only_paths_and_limits(setup: tuple[str, RunImageOptions, Path]
+                                               ) -> None:
+    """runc's default masked paths (/proc/timer_list and /proc/keys are /dev/null,
+    /sys/firmware an empty tmpfs), read-only /proc/sys, and the memory and pids limits
+    in the container's own cgroup."""
+    src, options, tmp = setup
+    convert = ConvertOptions(process=ProcessOptions(user="root"),
+                             limits=ResourceLimits(memory=64 << 20, pids=32))
+    script = ("stat -c %t:%T /proc/timer_list; cat /proc/keys | wc -c; ls -A /sys/firmware | wc -l;"
+              " (echo 1 > /proc/sys/vm/drop_caches) 2>&1;"
+              " cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max")
+    status, out = _run(src, ["sh", "-c", script], options, tmp / "o", convert=convert)
+    lines = out.splitlines()
+    assert status == 0, out
+    assert lines[0] == "1:3"  # the /dev/null character device
+    assert [line.strip() for line in lines[1:3]] == ["0", "0"]
+    assert "Read-only file system" in lines[3]
+    assert lines[4:] == [str(64 << 20), "32"]
 
 
 def test_keep_container_without_rm(setup: tuple[str, RunImageOptions, Path]) -> None:
