@@ -1,34 +1,85 @@
-"""``python -m oci_runtime``: run images from a store with runc, as ``podman run`` does.
+"""``python -m oci_runtime``: run images from a store with runc, as ``podman run`` does,
+and manage system containers, as ``atomic install --system`` did.
 
     python -m oci_runtime [--root G] [--runroot R] [--storage-driver D]
                           [--runtime runc] [--runtime-root DIR]
         run [--rm] [--name N] [--pull missing|always|never] [--tls-verify=false]
-            [-e K=V] [-u USER] [-w DIR] [--entrypoint CMD] [--read-only]
+            [-t] [-e K=V] [-u USER] [-w DIR] [--entrypoint CMD] [--read-only]
             [--hostname H] [--memory BYTES] [--pids-limit N]
             IMAGE [COMMAND [ARG...]]
         spec [--rootless]            print runc's default config.json
+        install --system [--name N] [--set K=V]... [--requires U] [--after U]
+                [--wants U] [--quadlet] [LOCATIONS] IMAGE [NAME]
+        update [--rebase IMAGE] [--set K=V]... [--force] [LOCATIONS] NAME
+        rollback [LOCATIONS] NAME
+        uninstall [--remove-image] [LOCATIONS] NAME
+        list [--json] [LOCATIONS]
 
 IMAGE is a name or ID in the store, or any transport string (``docker://...``,
 ``oci:DIR:TAG``...); a name not in the store is pulled from ``docker://`` (``--pull``).
 The store defaults to storage.conf's. ``run`` exits with the container's status; an
 error of ours or runc's prints one line and exits 125, as podman does.
+
+LOCATIONS are where system containers go (``--checkouts``, ``--unit-dir``,
+``--tmpfiles-dir``, ``--quadlet-dir``, ``--host-root``; the host's own directories by
+default) and how their units call systemd (``--systemctl auto|never|PATH``: ``auto``
+runs ``systemctl`` only when systemd is PID 1 and the units go to the default
+directory). Give the same LOCATIONS to every command of one installation.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 from oci_image.errors import OCIError
 
+from .errors import InstallError, OCIRuntimeError
+
+if TYPE_CHECKING:
+    from .install import Installation, InstallOptions
+    from .run import StoreLocation
+
 __all__ = ["main"]
+
+_DEFAULT_UNIT_DIR = "/etc/systemd/system"
+
+
+def _add_tls(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tls-verify", default="true", choices=("true", "false"),
+                   help="verify registry TLS (false also allows plain HTTP)")
+
+
+def _locations_parser() -> argparse.ArgumentParser:
+    loc = argparse.ArgumentParser(add_help=False)
+    g = loc.add_argument_group("system container locations")
+    g.add_argument("--checkouts", default="/var/lib/containers/atomic", metavar="DIR",
+                   help="the deployments' directory (default %(default)s)")
+    g.add_argument("--unit-dir", default=_DEFAULT_UNIT_DIR, metavar="DIR",
+                   help="where .service units go (default %(default)s)")
+    g.add_argument("--tmpfiles-dir", default="/etc/tmpfiles.d", metavar="DIR",
+                   help="where tmpfiles.d files go (default %(default)s)")
+    g.add_argument("--quadlet-dir", default="/etc/containers/systemd", metavar="DIR",
+                   help="where Quadlet .container files go (default %(default)s)")
+    g.add_argument("--host-root", default="/", metavar="DIR",
+                   help="prefix of the image's /exports/hostfs files (default /)")
+    g.add_argument("--systemctl", default="auto", metavar="auto|never|PATH",
+                   help="how to tell systemd (default: auto)")
+    g.add_argument("--no-tmpfiles", action="store_true",
+                   help="do not run systemd-tmpfiles on the tmpfiles.d file")
+    g.add_argument("--systemd-cgroup", action="store_true",
+                   help="units run runc with --systemd-cgroup")
+    return loc
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m oci_runtime", description=(
-        "Run OCI images from a containers/storage-compatible store with runc."))
+        "Run OCI images from a containers/storage-compatible store with runc, and "
+        "install them as systemd-managed system containers."))
     p.add_argument("--root", metavar="GRAPHROOT", help="the store's graph root")
     p.add_argument("--runroot", metavar="RUNROOT", help="the store's run root")
     p.add_argument("--storage-driver", metavar="DRIVER", help="overlay or vfs")
@@ -41,8 +92,11 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--rm", action="store_true", help="remove the container afterwards")
     r.add_argument("--name", help="the container's name in the store")
     r.add_argument("--pull", choices=("missing", "always", "never"), default="missing")
-    r.add_argument("--tls-verify", default="true", choices=("true", "false"),
-                   help="verify registry TLS (false also allows plain HTTP)")
+    _add_tls(r)
+    r.add_argument("-t", "--tty", action="store_true",
+                   help="give the container a terminal (this process's own)")
+    r.add_argument("-i", "--interactive", action="store_true",
+                   help="accepted for podman compatibility: stdin is always passed")
     r.add_argument("-e", "--env", action="append", default=[], metavar="K=V")
     r.add_argument("-u", "--user", help="USER[:GROUP], names or IDs")
     r.add_argument("-w", "--workdir", help="the working directory")
@@ -56,7 +110,72 @@ def _parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("spec", help="print runc's default config.json")
     s.add_argument("--rootless", action="store_true")
+
+    loc = _locations_parser()
+    i = sub.add_parser("install", parents=[loc],
+                       help="install an image as a systemd-managed system container")
+    i.add_argument("--system", action="store_true", required=True,
+                   help="a system container (the only kind this installs)")
+    i.add_argument("--name", dest="name_option", metavar="NAME",
+                   help="the system container's name (default: the image's)")
+    _add_values(i)
+    for dep in ("requires", "after", "wants"):
+        i.add_argument(f"--{dep}", action="append", default=[], metavar="UNIT",
+                       help=f"add {dep.capitalize()}=UNIT to the unit")
+    i.add_argument("--quadlet", action="store_true",
+                   help="write a Quadlet .container file instead of a .service")
+    _add_tls(i)
+    i.add_argument("image", metavar="IMAGE")
+    i.add_argument("name", nargs="?", metavar="NAME")
+
+    u = sub.add_parser("update", parents=[loc],
+                       help="pull again (or --rebase) into the other deployment")
+    u.add_argument("--rebase", metavar="IMAGE", help="switch to another image")
+    _add_values(u)
+    u.add_argument("--force", action="store_true", help="redeploy even when unchanged")
+    _add_tls(u)
+    u.add_argument("name", metavar="NAME")
+
+    b = sub.add_parser("rollback", parents=[loc], help="switch to the other deployment")
+    b.add_argument("name", metavar="NAME")
+
+    x = sub.add_parser("uninstall", parents=[loc], help="remove a system container")
+    x.add_argument("--remove-image", action="store_true",
+                   help="also delete its images from the store when unused")
+    x.add_argument("name", metavar="NAME")
+
+    ls = sub.add_parser("list", parents=[loc], help="list installed system containers")
+    ls.add_argument("--json", action="store_true", help="JSON instead of a table")
     return p
+
+
+def _add_values(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="a template value (over the image's defaultValues)")
+
+
+def _store_location(args: argparse.Namespace) -> StoreLocation:
+    from .run import StoreLocation
+
+    root, runroot, driver = args.root, args.runroot, args.storage_driver
+    if root is None or runroot is None:
+        from oci_storage.config import load_storage_config
+
+        config = load_storage_config()
+        root = root or str(config.graphroot)
+        runroot = runroot or str(config.runroot)
+        driver = driver or config.driver or None
+    return StoreLocation(root, runroot, driver)
+
+
+def _copy_options(args: argparse.Namespace) -> Any:
+    if getattr(args, "tls_verify", "true") != "false":
+        return None
+    from oci_image.copy import CopyOptions
+    from oci_image.interfaces import OpenOptions, RegistryOptions
+
+    return CopyOptions(
+        source_options=OpenOptions(registry=RegistryOptions(tls_verify=False)))
 
 
 def _cmd_spec(args: argparse.Namespace) -> int:
@@ -67,6 +186,17 @@ def _cmd_spec(args: argparse.Namespace) -> int:
     return 0
 
 
+def _has_terminal() -> bool:
+    """Whether runc's foreground ``terminal: true`` mode finds a terminal to proxy."""
+    if any(os.isatty(fd) for fd in (0, 1, 2)):
+        return True
+    try:
+        os.close(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC))
+    except OSError:
+        return False
+    return True
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from .convert import (
         ConvertOptions,
@@ -74,40 +204,154 @@ def _cmd_run(args: argparse.Namespace) -> int:
         ProcessOptions,
         ResourceLimits,
     )
-    from .run import RunImageOptions, StoreLocation, run_image
+    from .run import RunImageOptions, run_image
     from .runc import Runc
 
-    root, runroot, driver = args.root, args.runroot, args.storage_driver
-    if root is None or runroot is None:
-        from oci_storage.config import load_storage_config
-
-        config = load_storage_config()
-        root = root or str(config.graphroot)
-        runroot = runroot or str(config.runroot)
-        driver = driver or config.driver or None
     process = ProcessOptions(env=args.env, user=args.user, cwd=args.workdir,
+                             terminal=args.tty,
                              entrypoint=(args.entrypoint,) if args.entrypoint is not None
                              else None)
     convert = ConvertOptions(
         docker_compatible=True, process=process, hostname=args.hostname,
         filesystem=FilesystemOptions(read_only=args.read_only),
         limits=ResourceLimits(memory=args.memory, pids=args.pids_limit))
-    copy_options = None
-    if args.tls_verify == "false":
-        from oci_image.copy import CopyOptions
-        from oci_image.interfaces import OpenOptions, RegistryOptions
-
-        copy_options = CopyOptions(
-            source_options=OpenOptions(registry=RegistryOptions(tls_verify=False)))
     command = list(args.args)
     if command[:1] == ["--"]:
         command = command[1:]
+    if args.tty and not _has_terminal():
+        raise OCIRuntimeError("-t: no terminal to give the container (stdin, stdout and "
+                              "stderr are not terminals and there is no /dev/tty)")
     options = RunImageOptions(
-        store=StoreLocation(root, runroot, driver),
-        runc=Runc(binary=args.runtime, root=args.runtime_root),
-        convert=convert, pull=args.pull, copy_options=copy_options, name=args.name,
+        store=_store_location(args), runc=Runc(binary=args.runtime, root=args.runtime_root),
+        convert=convert, pull=args.pull, copy_options=_copy_options(args), name=args.name,
         remove=args.rm)
     return run_image(args.image, command, options)
+
+
+# ---------------------------------------------------------------------------------------
+# system containers
+
+
+def _values(pairs: Sequence[str]) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise InstallError(f"--set {pair!r}: expected KEY=VALUE")
+        values[key] = value
+    return values
+
+
+def _systemctl(args: argparse.Namespace) -> str | None:
+    choice = args.systemctl
+    if choice == "never":
+        return None
+    if choice != "auto":
+        return str(choice)
+    systemd_running = os.path.isdir("/run/systemd/system")
+    default_dir = os.path.abspath(args.unit_dir) == _DEFAULT_UNIT_DIR
+    return "systemctl" if systemd_running and default_dir else None
+
+
+def _install_options(args: argparse.Namespace, **extra: Any) -> InstallOptions:
+    from .install import InstallOptions
+
+    return InstallOptions(
+        store=_store_location(args), checkouts=args.checkouts, unit_dir=args.unit_dir,
+        tmpfiles_dir=args.tmpfiles_dir, quadlet_dir=args.quadlet_dir,
+        host_root=args.host_root, runc=args.runtime, runc_root=args.runtime_root,
+        systemd_cgroup=args.systemd_cgroup, systemctl=_systemctl(args),
+        tmpfiles_command=None if args.no_tmpfiles else "systemd-tmpfiles",
+        values=_values(getattr(args, "set", ())), copy_options=_copy_options(args),
+        **extra)
+
+
+def _default_name(image: str) -> str:
+    """Atomic's default: the image's repository basename, without tag or digest."""
+    from .run import _has_transport
+
+    rest = image.partition(":")[2] if _has_transport(image) else image
+    rest = rest.lstrip("/").split("@", 1)[0]
+    base = rest.rstrip("/").rsplit("/", 1)[-1]
+    return base.split(":", 1)[0] or image
+
+
+def _report(verb: str, inst: Installation) -> None:
+    print(f"{verb} {inst.name}: deployment {inst.deployment} of {inst.image_name} "
+          f"({inst.image_id[:12]}) at {inst.path}")
+    if inst.unit_path is not None:
+        print(f"  unit: {inst.unit_path}")
+
+
+def _cmd_install(args: argparse.Namespace) -> int:
+    from .install import install
+
+    if args.name is not None and args.name_option is not None \
+            and args.name != args.name_option:
+        raise InstallError(f"two names given: {args.name!r} and --name {args.name_option!r}")
+    name = args.name or args.name_option or _default_name(args.image)
+    options = _install_options(args, requires=args.requires, after=args.after,
+                               wants=args.wants, quadlet=args.quadlet)
+    _report("installed", install(args.image, name, options))
+    return 0
+
+
+def _cmd_update(args: argparse.Namespace) -> int:
+    from .install import get_installation, update
+
+    options = _install_options(args)
+    before = get_installation(args.name, options)
+    after = update(args.name, options, args.rebase, force=args.force)
+    if after.deployment == before.deployment:
+        print(f"{after.name} is up to date: deployment {after.deployment} of "
+              f"{after.image_name} ({after.image_id[:12]})")
+    else:
+        _report("updated", after)
+    return 0
+
+
+def _cmd_rollback(args: argparse.Namespace) -> int:
+    from .install import rollback
+
+    _report("rolled back", rollback(args.name, _install_options(args)))
+    return 0
+
+
+def _cmd_uninstall(args: argparse.Namespace) -> int:
+    from .install import uninstall
+
+    uninstall(args.name, _install_options(args), remove_image=args.remove_image)
+    print(f"uninstalled {args.name}")
+    return 0
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    import json
+
+    from .install import list_installed
+
+    installed = list_installed(_install_options(args))
+    if args.json:
+        doc = [{"name": i.name, "deployment": i.deployment, "path": str(i.path),
+                "image": i.image, "image-name": i.image_name, "image-id": i.image_id,
+                "digest": i.digest, "created": i.created, "values": dict(i.values),
+                "unit": str(i.unit_path) if i.unit_path else None}
+               for i in installed]
+        print(json.dumps(doc, indent=2))
+        return 0
+    rows = [("NAME", "DEPLOYMENT", "IMAGE", "IMAGE ID", "CREATED")]
+    rows += [(i.name, str(i.deployment), i.image_name, i.image_id[:12], i.created)
+             for i in installed]
+    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True))
+              .rstrip())
+    return 0
+
+
+_COMMANDS = {"spec": _cmd_spec, "run": _cmd_run, "install": _cmd_install,
+             "update": _cmd_update, "rollback": _cmd_rollback,
+             "uninstall": _cmd_uninstall, "list": _cmd_list}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -115,9 +359,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:
-        if args.command == "spec":
-            return _cmd_spec(args)
-        return _cmd_run(args)
+        return _COMMANDS[args.command](args)
     except KeyboardInterrupt:
         print("Error: interrupted", file=sys.stderr)
         return 130
