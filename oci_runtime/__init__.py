@@ -1,6 +1,6 @@
 """oci_runtime: runtime-spec bundles from image configs, a runc/crun wrapper, the
-pull -> store -> run flow, and systemd-managed system containers (issue #5, under way:
-docs/runtime-spec.md, docs/runc.md)."""
+pull -> store -> run flow, and systemd-managed system containers (docs/runtime-spec.md,
+docs/runc.md, docs/runtime.md, docs/system-containers.md)."""
 
 from typing import TYPE_CHECKING, Any
 
@@ -14,8 +14,28 @@ if TYPE_CHECKING:
         SecurityOptions,
         spec_from_image,
     )
+    from .errors import (
+        ContainerNotFoundError,
+        InstallError,
+        OCIRuntimeError,
+        RuncError,
+        RuncNotFoundError,
+        SpecError,
+        UserNotFoundError,
+    )
+    from .install import (
+        Installation,
+        InstallOptions,
+        get_installation,
+        install,
+        list_installed,
+        rollback,
+        uninstall,
+        update,
+    )
     from .profiles import default_spec, harden, rootless_spec, seccomp_from_profile, to_rootless
-    from .run import RunImageOptions, StoreLocation, run_image
+    from .run import RunImageOptions, StoreLocation, resolve_image, run_image
+    from .runc import Runc
     from .spec import Spec
 
 #: where each exported name lives; modules load on first use
@@ -25,26 +45,49 @@ _EXPORTS = {
     "spec_from_image": "convert", "default_spec": "profiles", "harden": "profiles",
     "rootless_spec": "profiles", "seccomp_from_profile": "profiles",
     "to_rootless": "profiles", "RunImageOptions": "run", "StoreLocation": "run",
-    "run_image": "run", "Spec": "spec",
+    "run_image": "run", "resolve_image": "run", "Spec": "spec", "Runc": "runc",
+    "Installation": "install", "InstallOptions": "install",
+    "get_installation": "install", "install": "install", "list_installed": "install",
+    "rollback": "install", "uninstall": "install", "update": "install",
+    "ContainerNotFoundError": "errors", "InstallError": "errors",
+    "OCIRuntimeError": "errors", "RuncError": "errors", "RuncNotFoundError": "errors",
+    "SpecError": "errors", "UserNotFoundError": "errors",
 }
 
 __all__ = [
     "Bundle",
+    "ContainerNotFoundError",
     "ConvertOptions",
     "FilesystemOptions",
+    "InstallError",
+    "InstallOptions",
+    "Installation",
+    "OCIRuntimeError",
     "ProcessOptions",
     "ResourceLimits",
     "RunImageOptions",
+    "Runc",
+    "RuncError",
+    "RuncNotFoundError",
     "SecurityOptions",
     "Spec",
+    "SpecError",
     "StoreLocation",
+    "UserNotFoundError",
     "default_spec",
+    "get_installation",
     "harden",
+    "install",
+    "list_installed",
+    "resolve_image",
+    "rollback",
     "rootless_spec",
     "run_image",
     "seccomp_from_profile",
     "spec_from_image",
     "to_rootless",
+    "uninstall",
+    "update",
 ]
 
 
