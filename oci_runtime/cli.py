@@ -3,10 +3,13 @@ and manage system containers, as ``atomic install --system`` did.
 
     python -m oci_runtime [--root G] [--runroot R] [--storage-driver D]
                           [--runtime runc] [--runtime-root DIR]
-        run [--rm] [--name N] [--pull missing|always|never] [--tls-verify=false]
+        run [--rm | -d] [--name N] [--pull missing|always|never] [--tls-verify=false]
             [-t] [-e K=V] [-u USER] [-w DIR] [--entrypoint CMD] [--read-only]
             [--hostname H] [--memory BYTES] [--pids-limit N]
             IMAGE [COMMAND [ARG...]]
+        ps [--json]                  the store's containers and their runc status
+        stop [-t SECONDS] CONTAINER...
+        rm [-f] CONTAINER...
         spec [--rootless]            print runc's default config.json
         install --system [--name N] [--set K=V]... [--requires U] [--after U]
                 [--wants U] [--quadlet] [LOCATIONS] IMAGE [NAME]
@@ -42,7 +45,8 @@ from .errors import InstallError, OCIRuntimeError
 
 if TYPE_CHECKING:
     from .install import Installation, InstallOptions
-    from .run import StoreLocation
+    from .run import RunImageOptions, StoreLocation
+    from .runc import Runc
 
 __all__ = ["main"]
 
@@ -90,6 +94,8 @@ def _parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("run", help="run a command in a new container")
     r.add_argument("--rm", action="store_true", help="remove the container afterwards")
+    r.add_argument("-d", "--detach", action="store_true",
+                   help="run in the background and print the container ID")
     r.add_argument("--name", help="the container's name in the store")
     r.add_argument("--pull", choices=("missing", "always", "never"), default="missing")
     _add_tls(r)
@@ -107,6 +113,16 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--pids-limit", type=int, metavar="N", help="process limit")
     r.add_argument("image", metavar="IMAGE")
     r.add_argument("args", nargs=argparse.REMAINDER, metavar="COMMAND")
+
+    ps = sub.add_parser("ps", help="list the store's containers and their runc status")
+    ps.add_argument("--json", action="store_true", help="JSON instead of a table")
+    st = sub.add_parser("stop", help="stop running containers (stop signal, then KILL)")
+    st.add_argument("-t", "--time", type=float, default=10.0, metavar="SECONDS",
+                    help="seconds to wait before SIGKILL (default %(default)s)")
+    st.add_argument("containers", nargs="+", metavar="CONTAINER")
+    rm = sub.add_parser("rm", help="remove containers (their runc state, mount, layer)")
+    rm.add_argument("-f", "--force", action="store_true", help="also running ones")
+    rm.add_argument("containers", nargs="+", metavar="CONTAINER")
 
     s = sub.add_parser("spec", help="print runc's default config.json")
     s.add_argument("--rootless", action="store_true")
@@ -205,7 +221,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
         ResourceLimits,
     )
     from .run import RunImageOptions, run_image
-    from .runc import Runc
 
     process = ProcessOptions(env=args.env, user=args.user, cwd=args.workdir,
                              terminal=args.tty,
@@ -218,14 +233,107 @@ def _cmd_run(args: argparse.Namespace) -> int:
     command = list(args.args)
     if command[:1] == ["--"]:
         command = command[1:]
+    if args.detach and (args.rm or args.tty):
+        raise OCIRuntimeError("-d cannot be combined with --rm or -t (no monitor process "
+                              "stays behind to clean up or to hold the terminal); use "
+                              "stop and rm")
     if args.tty and not _has_terminal():
         raise OCIRuntimeError("-t: no terminal to give the container (stdin, stdout and "
                               "stderr are not terminals and there is no /dev/tty)")
     options = RunImageOptions(
-        store=_store_location(args), runc=Runc(binary=args.runtime, root=args.runtime_root),
-        convert=convert, pull=args.pull, copy_options=_copy_options(args), name=args.name,
-        remove=args.rm)
-    return run_image(args.image, command, options)
+        store=_store_location(args), runc=_runc(args), convert=convert, pull=args.pull,
+        copy_options=_copy_options(args), name=args.name, remove=args.rm)
+    if not args.detach:
+        return run_image(args.image, command, options)
+    from .run import prepare_container, remove_container
+    from .runc import RunOptions
+
+    prepared = prepare_container(args.image, command, options)
+    try:
+        options.runc.run(prepared.id, prepared.bundle.path, RunOptions(detach=True))
+    except BaseException:
+        remove_container(prepared.id, options)
+        raise
+    print(prepared.id)
+    return 0
+
+
+def _runc(args: argparse.Namespace) -> Runc:
+    from .runc import Runc
+
+    return Runc(binary=args.runtime, root=args.runtime_root)
+
+
+def _run_options(args: argparse.Namespace) -> RunImageOptions:
+    from .run import RunImageOptions
+
+    return RunImageOptions(store=_store_location(args), runc=_runc(args))
+
+
+def _cmd_ps(args: argparse.Namespace) -> int:
+    import json
+
+    from .errors import ContainerNotFoundError
+
+    options = _run_options(args)
+    with options.store.open() as store:
+        containers = store.containers()
+        images = {i.id: (i.names[0] if i.names else i.id[:12]) for i in store.images()}
+    rows: list[dict[str, Any]] = []
+    for c in containers:
+        try:
+            state = options.runc.state(c.id)
+            status, pid = state.status, state.pid
+        except ContainerNotFoundError:
+            status, pid = "stored", 0
+        rows.append({"id": c.id, "names": list(c.names), "image": c.image,
+                     "image-name": images.get(c.image, c.image[:12]), "status": status,
+                     "pid": pid, "created": c.created})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    _table([("CONTAINER ID", "IMAGE", "STATUS", "CREATED", "NAMES")]
+           + [(r["id"][:12], r["image-name"], r["status"], r["created"][:19],
+               ",".join(r["names"])) for r in rows])
+    return 0
+
+
+def _cmd_stop(args: argparse.Namespace) -> int:
+    from .run import stop_container
+
+    options = _run_options(args)
+    for name in args.containers:
+        stop_container(name, options, timeout=args.time)
+        print(name)
+    return 0
+
+
+def _cmd_rm(args: argparse.Namespace) -> int:
+    from .errors import ContainerNotFoundError
+    from .run import remove_container
+
+    options = _run_options(args)
+    for name in args.containers:
+        if not args.force:
+            with options.store.open() as store:
+                cid = store.container(name).id
+            try:
+                status = options.runc.state(cid).status
+            except ContainerNotFoundError:
+                status = "stored"
+            if status in ("running", "paused"):
+                raise OCIRuntimeError(f"container {name} is {status}: stop it first or "
+                                      "use rm -f")
+        remove_container(name, options)
+        print(name)
+    return 0
+
+
+def _table(rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True))
+              .rstrip())
 
 
 # ---------------------------------------------------------------------------------------
@@ -339,17 +447,14 @@ def _cmd_list(args: argparse.Namespace) -> int:
                for i in installed]
         print(json.dumps(doc, indent=2))
         return 0
-    rows = [("NAME", "DEPLOYMENT", "IMAGE", "IMAGE ID", "CREATED")]
-    rows += [(i.name, str(i.deployment), i.image_name, i.image_id[:12], i.created)
-             for i in installed]
-    widths = [max(len(r[c]) for r in rows) for c in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True))
-              .rstrip())
+    _table([("NAME", "DEPLOYMENT", "IMAGE", "IMAGE ID", "CREATED")]
+           + [(i.name, str(i.deployment), i.image_name, i.image_id[:12], i.created)
+              for i in installed])
     return 0
 
 
-_COMMANDS = {"spec": _cmd_spec, "run": _cmd_run, "install": _cmd_install,
+_COMMANDS = {"spec": _cmd_spec, "run": _cmd_run, "ps": _cmd_ps, "stop": _cmd_stop,
+             "rm": _cmd_rm, "install": _cmd_install,
              "update": _cmd_update, "rollback": _cmd_rollback,
              "uninstall": _cmd_uninstall, "list": _cmd_list}
 

@@ -32,12 +32,24 @@ from oci_storage.store import Store
 from ._process import ProcessIO
 from .bundle import Bundle
 from .convert import ConvertOptions, spec_from_image
-from .errors import OCIRuntimeError
+from .errors import ContainerNotFoundError, OCIRuntimeError
 from .runc import Runc, RunOptions
 
-__all__ = ["PullPolicy", "RunImageOptions", "StoreLocation", "resolve_image", "run_image"]
+__all__ = [
+    "PreparedContainer",
+    "PullPolicy",
+    "RunImageOptions",
+    "StoreLocation",
+    "prepare_container",
+    "remove_container",
+    "resolve_image",
+    "run_image",
+    "stop_container",
+]
 
 log = logging.getLogger("oci_runtime.run")
+
+_STOP_SIGNAL = "org.opencontainers.image.stopSignal"
 
 #: ``missing`` (pull only when the store lacks it), ``always``, ``never``
 PullPolicy = Literal["missing", "always", "never"]
@@ -147,49 +159,148 @@ def resolve_image(image: str, store: Store, location: StoreLocation, *,
     return store.image(name), name
 
 
+@attrs.frozen
+class PreparedContainer:
+    """A container ready for runc: created in the store, mounted, with its bundle
+    written (:func:`prepare_container`). ``id`` is its ID in the store and the ID to
+    give runc."""
+
+    id: str
+    name: str | None
+    image_id: str
+    bundle: Bundle
+    rootfs: Path
+
+
+def _bundle_dir(store: Store, container_id: str, options: RunImageOptions) -> Path:
+    return Path(options.bundle_dir) if options.bundle_dir else \
+        store.container_run_dir(container_id) / "bundle"
+
+
+def _prepare(store: Store, image: str, command: Sequence[str], options: RunImageOptions
+             ) -> PreparedContainer:
+    location = options.store
+    image_id = resolve_image(image, store, location, pull=options.pull,
+                             copy_options=options.copy_options)[0].id
+    config_raw = store.image_big_data(image_id, f"sha256:{image_id}")
+    if config_raw is None:
+        raise OCIRuntimeError(f"image {image_id} has no config in the store")
+    config = ImageConfig.from_json(config_raw)
+    container = store.create_container(image_id, name=options.name)
+    try:
+        rootfs = store.mount(container.id)
+        process = options.convert.process
+        if command:
+            process = attrs.evolve(process, cmd=tuple(command))
+        if process.terminal is None:
+            process = attrs.evolve(process, terminal=False)
+        convert = attrs.evolve(options.convert, process=process)
+        spec = spec_from_image(config, rootfs, convert)
+        bundle = Bundle.create(_bundle_dir(store, container.id, options), spec,
+                               rootfs=rootfs)
+    except BaseException:
+        _remove(store, container.id, options)
+        raise
+    return PreparedContainer(id=container.id, name=options.name, image_id=image_id,
+                             bundle=bundle, rootfs=Path(rootfs))
+
+
+def _remove(store: Store, container_id: str, options: RunImageOptions) -> None:
+    store.unmount(container_id, force=True)
+    store.delete_container(container_id, force=True)
+    bundle_dir = _bundle_dir(store, container_id, options)
+    shutil.rmtree(bundle_dir, ignore_errors=True)
+
+
+def prepare_container(image: str, command: Sequence[str] = (),
+                      options: RunImageOptions | None = None) -> PreparedContainer:
+    """Everything :func:`run_image` does before starting runc: resolve (and pull) the
+    image, create a container in the store, mount it and write its bundle. Start it
+    with ``options.runc`` (``run``, or ``create``/``start``, detached or not) under
+    the returned ``id``; :func:`remove_container` undoes it all. On failure nothing is
+    left behind."""
+    if options is None:
+        raise TypeError("prepare_container needs RunImageOptions(store=...)")
+    with options.store.open() as store:
+        return _prepare(store, image, command, options)
+
+
+def remove_container(container_id: str, options: RunImageOptions) -> None:
+    """Delete the runc container ``container_id`` (``--force``: killed if running; not
+    an error when runc does not know it), then unmount it, delete it from the store
+    (its layer and run directory) and remove its bundle. ``container_id`` is an ID or
+    name in the store."""
+    with options.store.open() as store:
+        container = store.container(container_id)
+        with contextlib.suppress(ContainerNotFoundError):
+            options.runc.delete(container.id, force=True)
+        _remove(store, container.id, options)
+
+
+def stop_container(container_id: str, options: RunImageOptions, *,
+                   timeout: float = 10.0, stop_signal: int | str | None = None) -> bool:
+    """``podman stop``: send the container's stop signal (``stop_signal``, else the
+    ``org.opencontainers.image.stopSignal`` annotation of its config, else SIGTERM),
+    wait up to ``timeout`` seconds for it to stop, then SIGKILL it. Returns whether it
+    was running. ``container_id`` is an ID or name in the store."""
+    import time
+
+    with options.store.open() as store:
+        cid = store.container(container_id).id
+    try:
+        state = options.runc.state(cid)
+    except ContainerNotFoundError:
+        return False
+    if state.status not in ("running", "paused", "created"):
+        return False
+    if stop_signal is None:
+        stop_signal = "TERM"
+        with contextlib.suppress(OSError, OCIRuntimeError):
+            spec = Bundle(Path(state.bundle)).load_config()
+            if spec.annotations is not None:
+                stop_signal = spec.annotations.get(_STOP_SIGNAL, stop_signal)
+    if state.status == "paused":
+        options.runc.resume(cid)
+    with contextlib.suppress(ContainerNotFoundError):
+        options.runc.kill(cid, stop_signal)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if options.runc.state(cid).status == "stopped":
+                return True
+        except ContainerNotFoundError:
+            return True
+        time.sleep(0.05)
+    with contextlib.suppress(ContainerNotFoundError):
+        options.runc.kill(cid, "KILL", all_processes=True)
+    return True
+
+
 def run_image(image: str, command: Sequence[str] = (), options: RunImageOptions | None = None
               ) -> int:
     """Run ``image`` (a stored name or ID, or any transport string) with ``command``
     (empty: the image's own) in the foreground; return the container's exit status.
     Raises :class:`~oci_runtime.errors.RuncError` when runc itself fails and
-    :class:`~oci_image.errors.OCIError` subclasses for pull, store and spec errors."""
+    :class:`~oci_image.errors.OCIError` subclasses for pull, store and spec errors.
+
+    For a container in the background, use :func:`prepare_container` and start it
+    with ``runc.run(id, bundle, RunOptions(detach=True))``; :func:`stop_container`
+    and :func:`remove_container` end it."""
     if options is None:
         raise TypeError("run_image needs RunImageOptions(store=...)")
-    location = options.store
-    with location.open() as store:
-        image_id = resolve_image(image, store, location, pull=options.pull,
-                                 copy_options=options.copy_options)[0].id
-        config_raw = store.image_big_data(image_id, f"sha256:{image_id}")
-        if config_raw is None:
-            raise OCIRuntimeError(f"image {image_id} has no config in the store")
-        config = ImageConfig.from_json(config_raw)
-        container = store.create_container(image_id, name=options.name)
-        bundle_dir: Path | None = None
+    with options.store.open() as store:
+        prepared = _prepare(store, image, command, options)
         finished = False  # runc run deletes its container when the process exits
         try:
-            rootfs = store.mount(container.id)
-            process = options.convert.process
-            if command:
-                process = attrs.evolve(process, cmd=tuple(command))
-            if process.terminal is None:
-                process = attrs.evolve(process, terminal=False)
-            convert = attrs.evolve(options.convert, process=process)
-            spec = spec_from_image(config, rootfs, convert)
-            bundle_dir = Path(options.bundle_dir) if options.bundle_dir else \
-                store.container_run_dir(container.id) / "bundle"
-            bundle = Bundle.create(bundle_dir, spec, rootfs=rootfs)
-            status = options.runc.run(container.id, bundle.path, RunOptions(),
+            status = options.runc.run(prepared.id, prepared.bundle.path, RunOptions(),
                                       io=options.io or ProcessIO.inherit())
             finished = True
             return status
         finally:
             if not finished:
                 with contextlib.suppress(OCIRuntimeError):
-                    options.runc.delete(container.id, force=True)
+                    options.runc.delete(prepared.id, force=True)
             if options.remove:
-                store.unmount(container.id, force=True)
-                store.delete_container(container.id, force=True)
-                if bundle_dir is not None:
-                    shutil.rmtree(bundle_dir, ignore_errors=True)
+                _remove(store, prepared.id, options)
             else:
-                store.unmount(container.id)
+                store.unmount(prepared.id)

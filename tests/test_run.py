@@ -201,3 +201,39 @@ def test_bundle_and_run_dir_removed(setup: tuple[str, RunImageOptions, Path]) ->
     assert leftovers == []
     runc_root = tmp / "runc"
     assert not runc_root.exists() or os.listdir(runc_root) == []
+
+
+def test_prepare_start_detached_stop_remove(setup: tuple[str, RunImageOptions, Path]
+                                            ) -> None:
+    """The API for background containers: prepare_container, runc run -d,
+    stop_container, remove_container; a failed prepare leaves nothing behind."""
+    import attrs
+
+    from oci_runtime.errors import UserNotFoundError
+    from oci_runtime.run import prepare_container, remove_container, stop_container
+    from oci_runtime.runc import RunOptions
+
+    src, options, tmp = setup
+    prepared = prepare_container(src, ["sh", "-c", "echo up > /home/app/up; sleep 600"],
+                                 options)
+    assert (prepared.bundle.path / "config.json").is_file()
+    assert (prepared.rootfs / "srv/hello.txt").is_file()
+    options.runc.run(prepared.id, prepared.bundle.path, RunOptions(detach=True))
+    assert options.runc.state(prepared.id).status == "running"
+    assert stop_container(prepared.id, options, timeout=5) is True
+    assert options.runc.state(prepared.id).status == "stopped"
+    assert stop_container(prepared.id, options) is False  # not running any more
+    assert (prepared.rootfs / "home/app/up").read_text() == "up\n"
+    remove_container(prepared.id, options)
+    assert not prepared.bundle.path.exists()
+    with options.store.open() as store:
+        assert store.containers() == ()
+    assert os.listdir(tmp / "runc") == []
+
+    convert = ConvertOptions(process=ProcessOptions(user="nobody-here"))
+    with pytest.raises(UserNotFoundError):
+        prepare_container(src, [], attrs.evolve(options, convert=convert))
+    with options.store.open() as store:
+        assert store.containers() == ()
+        run_dirs = store.container_run_dir("x").parent.parent  # <runroot>/overlay-containers
+        assert not run_dirs.exists() or list(run_dirs.iterdir()) == []

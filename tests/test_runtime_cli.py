@@ -11,6 +11,7 @@ import select
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,8 @@ import pytest
 from oci_image.build import FileEntry, ImageBuilder
 from oci_image.spec import Platform, host_platform
 from oci_runtime.cli import _default_name
+from oci_runtime.runc import Runc
+from oci_storage.drivers.overlay import mounted_paths
 
 from .peers import require, require_root
 
@@ -59,12 +62,20 @@ def _image(layout: Path, tag: str, greeting: str) -> str:
 
 
 @pytest.fixture
-def cli(tmp_path: Path) -> list[str]:
+def cli(tmp_path: Path) -> Iterator[list[str]]:
     require_root("runc runs containers as root here")
     runc = require("runc")
-    return [sys.executable, "-m", "oci_runtime", "--root", str(tmp_path / "graph"),
-            "--runroot", str(tmp_path / "run"), "--runtime", runc,
-            "--runtime-root", str(tmp_path / "runc")]
+    yield [sys.executable, "-m", "oci_runtime", "--root", str(tmp_path / "graph"),
+           "--runroot", str(tmp_path / "run"), "--runtime", runc,
+           "--runtime-root", str(tmp_path / "runc")]
+    # after a failure: no container left running, nothing left mounted
+    if (tmp_path / "runc").is_dir():
+        for state in Runc(binary=runc, root=str(tmp_path / "runc")).list():
+            Runc(binary=runc, root=str(tmp_path / "runc")).delete(state.id, force=True)
+    for path in mounted_paths():
+        if path.startswith(str(tmp_path)):
+            subprocess.run(["umount", "-l", path], check=False)
+            pytest.fail(f"{path} was left mounted")
 
 
 def _run(argv: list[str]) -> subprocess.CompletedProcess[str]:
@@ -195,3 +206,63 @@ def test_install_list_update_rollback_uninstall(cli: list[str], tmp_path: Path) 
 ])
 def test_default_name_is_the_repository_basename(image: str, name: str) -> None:
     assert _default_name(image) == name
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting for its reaper does not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
+
+
+def test_detached_run_ps_stop_rm(cli: list[str], tmp_path: Path) -> None:
+    image = _image(tmp_path / "layout", "d", "x")
+    loop = "while true; do sleep 1 & wait $!; done"
+    done = _run([*cli, "run", "-d", "--name", "polite", image, "sh", "-c",
+                 f"trap 'exit 0' TERM; {loop}"])
+    assert done.returncode == 0, done.stderr
+    polite = done.stdout.strip()
+    assert len(polite) == 64
+    # a container that ignores SIGTERM is killed after stop's timeout
+    done = _run([*cli, "run", "-d", "--name", "stubborn", image, "sh", "-c",
+                 f"trap '' TERM; {loop}"])
+    assert done.returncode == 0, done.stderr
+
+    rows = {r["names"][0]: r for r in json.loads(_run([*cli, "ps", "--json"]).stdout)}
+    assert {n: r["status"] for n, r in rows.items()} == {"polite": "running",
+                                                          "stubborn": "running"}
+    assert rows["polite"]["id"] == polite
+    assert _alive(rows["stubborn"]["pid"])
+    table = _run([*cli, "ps"]).stdout.splitlines()
+    assert table[0].split() == ["CONTAINER", "ID", "IMAGE", "STATUS", "CREATED", "NAMES"]
+    assert len(table) == 3
+
+    done = _run([*cli, "rm", "polite"])
+    assert (done.returncode, done.stderr) == (
+        125, "Error: container polite is running: stop it first or use rm -f\n")
+    started = time.monotonic()
+    done = _run([*cli, "stop", "-t", "1", "polite", "stubborn"])
+    assert (done.returncode, done.stdout) == (0, "polite\nstubborn\n"), done.stderr
+    assert time.monotonic() - started >= 1  # stubborn needed the SIGKILL
+    statuses = {r["names"][0]: r["status"]
+                for r in json.loads(_run([*cli, "ps", "--json"]).stdout)}
+    assert statuses == {"polite": "stopped", "stubborn": "stopped"}
+    assert not _alive(rows["stubborn"]["pid"])
+
+    done = _run([*cli, "rm", "polite", "stubborn"])
+    assert (done.returncode, done.stdout) == (0, "polite\nstubborn\n"), done.stderr
+    assert json.loads(_run([*cli, "ps", "--json"]).stdout) == []
+    assert os.listdir(tmp_path / "runc") == []
+    # rm -f stops a running one; an unknown name is an error
+    done = _run([*cli, "run", "-d", "--name", "gone", image, "sh", "-c", loop])
+    assert done.returncode == 0, done.stderr
+    assert _run([*cli, "rm", "-f", "gone"]).returncode == 0
+    assert os.listdir(tmp_path / "runc") == []
+    done = _run([*cli, "rm", "gone"])
+    assert done.returncode == 125
+    assert "gone" in done.stderr
+    done = _run([*cli, "run", "-d", "--rm", image, "true"])
+    assert done.returncode == 125
+    assert "-d cannot be combined with --rm" in done.stderr
