@@ -34,7 +34,16 @@ if TYPE_CHECKING:
         update,
     )
     from .profiles import default_spec, harden, rootless_spec, seccomp_from_profile, to_rootless
-    from .run import RunImageOptions, StoreLocation, resolve_image, run_image
+    from .run import (
+        PreparedContainer,
+        RunImageOptions,
+        StoreLocation,
+        prepare_container,
+        remove_container,
+        resolve_image,
+        run_image,
+        stop_container,
+    )
     from .runc import Runc
     from .spec import Spec
 
@@ -45,7 +54,9 @@ _EXPORTS = {
     "spec_from_image": "convert", "default_spec": "profiles", "harden": "profiles",
     "rootless_spec": "profiles", "seccomp_from_profile": "profiles",
     "to_rootless": "profiles", "RunImageOptions": "run", "StoreLocation": "run",
-    "run_image": "run", "resolve_image": "run", "Spec": "spec", "Runc": "runc",
+    "run_image": "run", "resolve_image": "run",
+    "PreparedContainer": "run", "prepare_container": "run", "remove_container": "run",
+    "stop_container": "run", "Spec": "spec", "Runc": "runc",
     "Installation": "install", "InstallOptions": "install",
     "get_installation": "install", "install": "install", "list_installed": "install",
     "rollback": "install", "uninstall": "install", "update": "install",
@@ -63,6 +74,7 @@ __all__ = [
     "InstallOptions",
     "Installation",
     "OCIRuntimeError",
+    "PreparedContainer",
     "ProcessOptions",
     "ResourceLimits",
     "RunImageOptions",
@@ -79,12 +91,15 @@ __all__ = [
     "harden",
     "install",
     "list_installed",
+    "prepare_container",
+    "remove_container",
     "resolve_image",
     "rollback",
     "rootless_spec",
     "run_image",
     "seccomp_from_profile",
     "spec_from_image",
+    "stop_container",
     "to_rootless",
     "uninstall",
     "update",
