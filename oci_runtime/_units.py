@@ -126,7 +126,9 @@ def quadlet_container(*, name: str, image: str, description: str,
     """A Quadlet ``.container`` unit (podman-systemd.unit(5)) running ``image`` as
     container ``name`` with a read-only root, ``volumes`` as ``(source, destination,
     read_only)`` binds and the given ``[Unit]`` dependencies (Quadlet rewrites
-    ``x.container`` names to ``x.service``)."""
+    ``x.container`` names to ``x.service``). ``image`` should be a full 64-hex image ID
+    or a fully qualified name (Quadlet warns about short names); ``GlobalArgs=`` needs
+    podman 4.8 or later."""
     lines = ["[Unit]", f"Description={description}"]
     lines += [f"Requires={u}" for u in requires]
     lines += [f"Wants={u}" for u in wants]

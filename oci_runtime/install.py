@@ -8,6 +8,8 @@ Layout (``checkouts`` defaults to /var/lib/containers/atomic)::
     <checkouts>/<name>.0/    rootfs/ config.json <name>.service tmpfiles-<name>.conf
                              hostfs/ info
     <checkouts>/<name>.1/    the other deployment (after an update)
+    <checkouts>/.<name>.N.replaced/      the deployment an update is replacing (until
+                                         the new one is active)
     <unit_dir>/<name>.service            (or <quadlet_dir>/<name>.container)
     <tmpfiles_dir>/<name>.conf
     <host_root>/...                      the image's /exports/hostfs files
@@ -16,7 +18,13 @@ Image-provided files under ``/exports`` (all optional): ``config.json.template``
 literal ``config.json``), ``manifest.json`` (``defaultValues``, ``installedFilesTemplate``,
 ``renameFiles``, ``noContainerService``), ``service.template``, ``tmpfiles.template`` and
 ``hostfs/``. Templates are substituted strictly (see :mod:`oci_runtime._templates`);
-see docs/system-containers.md for the variables.
+see docs/system-containers.md for the variables. The image is untrusted input here:
+``/exports`` is read without following symlinks, and hostfs files go only below
+``host_root`` (no ``..``, no writing through symlinks, no symlinks pointing out).
+
+Activation is undone on failure: every host file, the unit and the tmpfiles.d file are
+changed with a backup (a hard link) until the ``<checkouts>/<name>`` symlink is
+switched, so a failed install, update or rollback leaves the previous state in place.
 
 :func:`install`, :func:`update`, :func:`rollback`, :func:`uninstall`,
 :func:`list_installed` and :func:`get_installation` are the API; every one takes an
@@ -35,6 +43,7 @@ import logging
 import os
 import re
 import shutil
+import stat
 import subprocess
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
@@ -231,10 +240,16 @@ def _now() -> str:
 
 
 def _file_digest(path: Path) -> str:
-    if path.is_symlink():
+    """What a host file is, to tell later whether it was changed: ``sha256:HEX`` for a
+    regular file, ``symlink:TARGET`` for a symlink, ``other:MODE`` for anything else."""
+    st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode):
         return "symlink:" + os.readlink(path)
+    if not stat.S_ISREG(st.st_mode):
+        return f"other:{stat.S_IFMT(st.st_mode):o}"
     h = hashlib.sha256()
-    with open(path, "rb") as f:
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    with os.fdopen(fd, "rb") as f:
         while chunk := f.read(1 << 20):
             h.update(chunk)
     return "sha256:" + h.hexdigest()
@@ -244,25 +259,62 @@ def _host_path(options: InstallOptions, target: str) -> Path:
     return Path(options.host_root) / target.lstrip("/")
 
 
+def _within(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
 def _read_exported(rootfs: Path, rel: str) -> bytes | None:
-    """``rootfs/rel`` (a file the image exports), refusing symlinks on the way so that an
-    image cannot make the installer read a host file. ``None`` when missing."""
-    current = rootfs
+    """``rootfs/rel`` (a file the image exports), or ``None`` when it is missing.
+
+    The path is walked one component at a time relative to directory descriptors with
+    ``O_NOFOLLOW``, so an image cannot make the installer read a host file through a
+    symlink (``/exports -> /etc``, ``service.template -> /etc/shadow``: both refused);
+    the file must be a regular file (a FIFO or device is refused, and ``O_NONBLOCK``
+    keeps even a raced-in FIFO from blocking the open) of at most
+    :data:`_TEMPLATE_LIMIT` bytes."""
     parts = Path(rel).parts
-    for i, part in enumerate(parts):
-        current = current / part
-        if not os.path.lexists(current):
-            return None
-        if os.path.islink(current):
-            raise InstallError(f"/{rel}: /{'/'.join(parts[:i + 1])} is a symlink in the "
-                               "image; refusing to follow it")
-        if i == len(parts) - 1 and not os.path.isfile(current):
+    fd = os.open(rootfs, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        for i, part in enumerate(parts):
+            shown = "/" + "/".join(parts[:i + 1])
+            try:
+                st = os.stat(part, dir_fd=fd, follow_symlinks=False)
+            except FileNotFoundError:
+                return None
+            last = i == len(parts) - 1
+            if stat.S_ISLNK(st.st_mode):
+                raise InstallError(f"/{rel}: {shown} is a symlink in the image; refusing "
+                                   "to follow it")
+            if not last and not stat.S_ISDIR(st.st_mode):
+                raise InstallError(f"/{rel}: {shown} in the image is not a directory")
+            if last and not stat.S_ISREG(st.st_mode):
+                raise InstallError(f"/{rel} in the image is not a regular file")
+            flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | (
+                os.O_NONBLOCK | os.O_NOCTTY if last else os.O_DIRECTORY)
+            try:
+                child = os.open(part, flags, dir_fd=fd)
+            except OSError as exc:
+                raise InstallError(f"/{rel}: cannot open {shown} in the image: "
+                                   f"{exc.strerror}") from None
+            os.close(fd)
+            fd = child
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
             raise InstallError(f"/{rel} in the image is not a regular file")
-    if (current.stat().st_size) > _TEMPLATE_LIMIT:
-        raise InstallError(f"/{rel} in the image is larger than {_TEMPLATE_LIMIT} bytes")
-    fd = os.open(current, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    with os.fdopen(fd, "rb") as f:
-        return f.read()
+        if st.st_size > _TEMPLATE_LIMIT:
+            raise InstallError(f"/{rel} in the image is larger than {_TEMPLATE_LIMIT} "
+                               "bytes")
+        chunks = []
+        size = 0
+        while size <= _TEMPLATE_LIMIT and (chunk := os.read(fd, 1 << 16)):
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > _TEMPLATE_LIMIT:
+            raise InstallError(f"/{rel} in the image is larger than {_TEMPLATE_LIMIT} "
+                               "bytes")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def _decode(data: bytes, what: str) -> str:
@@ -361,14 +413,23 @@ def _manifest(rootfs: Path) -> dict[str, Any]:
         return {}
     try:
         manifest = json.loads(raw)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise InstallError(f"/exports/manifest.json is not valid JSON: {exc}") from None
     if not isinstance(manifest, dict):
         raise InstallError("/exports/manifest.json must be a JSON object")
-    defaults = manifest.get("defaultValues", {})
-    if not isinstance(defaults, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in defaults.items()):
-        raise InstallError("/exports/manifest.json: defaultValues must map names to strings")
+    for key in ("defaultValues", "renameFiles"):
+        mapping = manifest.get(key, {})
+        if not isinstance(mapping, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in mapping.items()):
+            raise InstallError(f"/exports/manifest.json: {key} must map strings to "
+                               "strings")
+    templated = manifest.get("installedFilesTemplate", [])
+    if not isinstance(templated, list) or not all(isinstance(t, str) for t in templated):
+        raise InstallError("/exports/manifest.json: installedFilesTemplate must be a list "
+                           "of paths")
+    if not isinstance(manifest.get("noContainerService", False), bool):
+        raise InstallError("/exports/manifest.json: noContainerService must be true or "
+                           "false")
     return manifest
 
 
@@ -388,6 +449,13 @@ def _values(ctx: _Context, options: InstallOptions, manifest: Mapping[str, Any],
     used = identifiers(service_template) if service_template is not None else set()
     detached = {"EXEC_STOPPOST", "PIDFILE"} <= used  # Atomic's rule for run -d
     if detached:
+        # the same path goes into ExecStart= (quoted) and, through the template, into
+        # PIDFile= (verbatim: systemd expands % there and needs an absolute path)
+        pidfile = values["PIDFILE"]
+        if not pidfile.startswith("/") or re.search(r"[%\s\\\"']", pidfile):
+            raise InstallError(f"PIDFILE {pidfile!r}: the service template runs the "
+                               "container detached with PIDFile=$PIDFILE, which needs an "
+                               "absolute path without '%', quotes, backslashes or spaces")
         start = [*runc, "run", "-d", "--pid-file", values["PIDFILE"], "--bundle", destdir,
                  ctx.name]
     else:
@@ -445,48 +513,99 @@ def _missing_bind_sources(spec: Spec) -> list[str]:
     return out
 
 
+def _hostfs_target(rel: str, renames: Mapping[str, str], values: Mapping[str, str]
+                   ) -> str:
+    """Where the image's ``/exports/hostfs{rel}`` goes on the host (``renameFiles``
+    applied): an absolute, normalized path; ``..`` anywhere is refused rather than
+    clamped, so ``../../x`` cannot quietly become ``/x``."""
+    target = rel
+    if rel in renames:
+        target = substitute(renames[rel], values,
+                            source=f"/exports/manifest.json renameFiles[{rel}]")
+    if "\0" in target:
+        raise InstallError(f"hostfs file {rel} renamed to {target!r}: a NUL byte")
+    if ".." in target.split("/"):
+        raise InstallError(f"hostfs file {rel} renamed to {target!r}: a path with '..' "
+                           "could escape the host root")
+    target = os.path.normpath("/" + target.lstrip("/"))
+    if target == "/":
+        raise InstallError(f"hostfs file {rel} renamed to the host root itself")
+    return target
+
+
 def _render_hostfs(ctx: _Context, rootfs: Path, manifest: Mapping[str, Any],
                    values: Mapping[str, str]) -> dict[str, str]:
     """Copy the image's /exports/hostfs into ``<deployment>/hostfs`` as it will be on the
     host (renameFiles applied, installedFilesTemplate files substituted); the target
-    paths and their checksums."""
-    source_root = rootfs / "exports" / "hostfs"
-    if not source_root.is_dir() or source_root.is_symlink():
-        return {}
+    paths and their checksums. Symlinks are copied as symlinks, never followed; devices
+    and FIFOs are skipped; no file may go below another one (a file installed through
+    a symlink the image also installs could land anywhere)."""
+    exports = rootfs / "exports"
+    source_root = exports / "hostfs"
+    for path in (exports, source_root):
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return {}
+        if stat.S_ISLNK(st.st_mode):
+            raise InstallError(f"/{path.relative_to(rootfs)} is a symlink in the image; "
+                               "refusing to follow it")
+        if not stat.S_ISDIR(st.st_mode):
+            if path == source_root:
+                raise InstallError("/exports/hostfs in the image is not a directory")
+            return {}
     templated = set(manifest.get("installedFilesTemplate", ()))
-    renames = manifest.get("renameFiles", {})
-    if not isinstance(renames, dict):
-        raise InstallError("/exports/manifest.json: renameFiles must be an object")
-    out_root = ctx.directory / "hostfs"
-    files: dict[str, str] = {}
+    renames: Mapping[str, str] = manifest.get("renameFiles", {})
+    sources: dict[str, Path] = {}  # target -> source
     for dirpath, dirnames, filenames in os.walk(source_root):
         here = Path(dirpath)
         entries = filenames + [d for d in dirnames if (here / d).is_symlink()]
         for entry in sorted(entries):
             src = here / entry
+            mode = os.lstat(src).st_mode
             rel = "/" + src.relative_to(source_root).as_posix()
-            target = rel
-            if rel in renames:
-                target = substitute(str(renames[rel]), values,
-                                    source=f"/exports/manifest.json renameFiles[{rel}]")
-            target = os.path.normpath("/" + target.lstrip("/"))
-            if ".." in Path(target).parts or target == "/":
-                raise InstallError(f"hostfs file {rel} renamed outside the host root")
-            dest = out_root / target.lstrip("/")
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            if src.is_symlink():
-                os.symlink(os.readlink(src), dest)
-            elif src.is_file():
-                if rel in templated:
-                    text = substitute(_decode(src.read_bytes(), f"hostfs{rel}"), values,
-                                      source=f"/exports/hostfs{rel}")
-                    dest.write_text(text)
-                    os.chmod(dest, src.stat().st_mode & 0o7777)
-                else:
-                    shutil.copy2(src, dest, follow_symlinks=False)
-            else:
-                continue  # devices, fifos: not host files
-            files[target] = _file_digest(dest)
+            if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+                log.warning("%s: /exports/hostfs%s is not a regular file or symlink; "
+                            "not installed", ctx.name, rel)
+                continue
+            target = _hostfs_target(rel, renames, values)
+            if target in sources:
+                raise InstallError(f"hostfs files {sources[target]} and {rel} both go "
+                                   f"to {target}")
+            sources[target] = src
+    for target in sources:
+        parent = os.path.dirname(target)
+        while parent != "/":
+            if parent in sources:
+                raise InstallError(f"hostfs file {target} would be installed below "
+                                   f"{parent}, which the image installs as a file or "
+                                   "symlink")
+            parent = os.path.dirname(parent)
+
+    out_root = ctx.directory / "hostfs"
+    out_root.mkdir(mode=0o755, exist_ok=True)
+    files: dict[str, str] = {}
+    for target, src in sorted(sources.items()):
+        rel = "/" + src.relative_to(source_root).as_posix()
+        dest = out_root / target.lstrip("/")
+        dest.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+        if os.path.realpath(dest.parent) != os.path.realpath(out_root) + os.path.dirname(
+                target).rstrip("/"):  # cannot happen (checked above): never write through
+            raise InstallError(f"hostfs file {target}: its directory is a symlink")
+        if src.is_symlink():
+            os.symlink(os.readlink(src), dest)
+        elif rel in templated:
+            st = os.lstat(src)
+            if st.st_size > _TEMPLATE_LIMIT:
+                raise InstallError(f"/exports/hostfs{rel} (a template) is larger than "
+                                   f"{_TEMPLATE_LIMIT} bytes")
+            text = substitute(_decode(src.read_bytes(), f"/exports/hostfs{rel}"), values,
+                              source=f"/exports/hostfs{rel}")
+            dest.write_text(text)
+            os.chmod(dest, st.st_mode & 0o7777)
+        else:
+            shutil.copy2(src, dest, follow_symlinks=False)
+        files[target] = _file_digest(dest)
     return files
 
 
@@ -581,30 +700,145 @@ def _read_info(directory: Path) -> dict[str, Any]:
 # activation: host files, unit, tmpfiles, symlink
 
 
+class _Journal:
+    """The host changes of one activation, undone (in reverse order) when it fails before
+    its commit point, the switch of the ``<checkouts>/<name>`` symlink. A file that is
+    replaced or removed is first hard-linked to ``.NAME.install-old`` next to it, so
+    that undoing puts back exactly what was there (an admin's edits included)."""
+
+    def __init__(self) -> None:
+        self._changes: list[tuple[Path, Path | None]] = []
+        self._seen: set[Path] = set()
+        self.created_dirs: list[Path] = []
+
+    def _record(self, path: Path) -> None:
+        if path in self._seen:  # the first backup is what was there before us
+            return
+        self._seen.add(path)
+        backup = None
+        if os.path.lexists(path):
+            backup = path.parent / f".{path.name}.install-old"
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(backup)
+            os.link(path, backup, follow_symlinks=False)
+        self._changes.append((path, backup))
+
+    def replace(self, path: Path, tmp: Path) -> None:
+        """Rename ``tmp`` over ``path``."""
+        self._record(path)
+        os.replace(tmp, path)
+
+    def write(self, path: Path, data: bytes) -> None:
+        self._record(path)
+        write_atomic(path, data)
+
+    def remove(self, path: Path) -> None:
+        if os.path.lexists(path):
+            self._record(path)
+            os.unlink(path)
+
+    def mkdir(self, path: Path) -> None:
+        path.mkdir(mode=0o755)
+        self.created_dirs.append(path)
+
+    def undo(self) -> None:
+        for path, backup in reversed(self._changes):
+            try:
+                if backup is not None:
+                    os.replace(backup, path)
+                else:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(path)
+            except OSError as exc:
+                log.error("could not restore %s: %s", path, exc)
+        for directory in reversed(self.created_dirs):
+            with contextlib.suppress(OSError):
+                os.rmdir(directory)
+
+    def commit(self) -> None:
+        for _path, backup in self._changes:
+            if backup is not None:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(backup)
+
+
+def _check_host_files(name: str, directory: Path, files: Mapping[str, str],
+                      owned: Mapping[str, str], options: InstallOptions,
+                      reserved: Iterable[Path]) -> None:
+    """Refuse, before anything on the host changes, a deployment whose host files would
+    overwrite files this container did not install, go through a directory symlink
+    out of the host root, need a directory where the host has a file, replace the unit
+    or the tmpfiles.d file, or be symlinks pointing outside the host root."""
+    root = os.path.realpath(options.host_root)
+    reserved = set(reserved)
+    for target in sorted(files):
+        path = _host_path(options, target)
+        if path in reserved:
+            raise InstallError(f"hostfs file {target} would replace {path}, the "
+                               "installation's own unit or tmpfiles.d file")
+        parent = os.path.realpath(path.parent)
+        if not _within(parent, root):
+            raise InstallError(f"hostfs file {target}: {path.parent} leads outside the "
+                               f"host root {options.host_root} (to {parent})")
+        existing = parent
+        while not os.path.lexists(existing):
+            existing = os.path.dirname(existing)
+        if not os.path.isdir(existing):
+            raise InstallError(f"hostfs file {target}: {existing} on the host is not a "
+                               "directory")
+        if os.path.lexists(path):
+            if target not in owned:
+                raise InstallError(f"{path} exists and was not installed by {name}; "
+                                   "refusing to overwrite it")
+            if os.path.isdir(path) and not os.path.islink(path):
+                raise InstallError(f"{path} is a directory on the host; refusing to "
+                                   "replace it")
+        src = directory / "hostfs" / target.lstrip("/")
+        if src.is_symlink():
+            link = os.readlink(src)
+            resolved = os.path.realpath(os.path.join(parent, link))
+            if not _within(resolved, root):
+                raise InstallError(f"hostfs symlink {target} -> {link} points outside "
+                                   f"the host root {options.host_root}")
+
+
 def _remove_host_files(files: Mapping[str, str], keep: Iterable[str],
                        options: InstallOptions) -> None:
+    """Remove the host files ``files`` (target -> checksum) but ``keep``, each only when
+    it is unchanged and still inside the host root; problems are logged, not raised
+    (this runs after the point of no return)."""
     keep = set(keep)
+    root = os.path.realpath(options.host_root)
     for target, digest in files.items():
         if target in keep:
             continue
         path = _host_path(options, target)
-        if not os.path.lexists(path):
-            continue
-        if _file_digest(path) != digest:
-            log.warning("%s was changed since it was installed; leaving it", path)
-            continue
-        os.unlink(path)
+        try:
+            if not os.path.lexists(path):
+                continue
+            if not _within(os.path.realpath(path.parent), root):
+                log.warning("%s is no longer inside the host root; leaving it", path)
+                continue
+            if _file_digest(path) != digest:
+                log.warning("%s was changed since it was installed; leaving it", path)
+                continue
+            os.unlink(path)
+        except OSError as exc:
+            log.warning("could not remove %s: %s", path, exc)
 
 
 def _remove_empty_dirs(dirs: Iterable[str], options: InstallOptions) -> None:
     for directory in sorted(dirs, key=lambda d: d.count("/"), reverse=True):
-        with contextlib.suppress(FileNotFoundError, OSError):
+        with contextlib.suppress(OSError):
             os.rmdir(_host_path(options, directory))
 
 
 def _copy_host_files(directory: Path, files: Mapping[str, str], options: InstallOptions,
-                     created_dirs: list[str]) -> None:
-    for target in files:
+                     journal: _Journal) -> list[str]:
+    """Copy the deployment's rendered host files into place (each renamed over its
+    target); the host directories created for them."""
+    created = []
+    for target in sorted(files):
         src = directory / "hostfs" / target.lstrip("/")
         dest = _host_path(options, target)
         missing = []
@@ -613,60 +847,91 @@ def _copy_host_files(directory: Path, files: Mapping[str, str], options: Install
             missing.append(parent)
             parent = parent.parent
         for d in reversed(missing):
-            d.mkdir(mode=0o755)
-            created_dirs.append("/" + d.relative_to(options.host_root).as_posix())
+            journal.mkdir(d)
+            created.append("/" + d.relative_to(options.host_root).as_posix())
         tmp = dest.parent / f".{dest.name}.install-tmp"
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        if src.is_symlink():
-            os.symlink(os.readlink(src), tmp)
-        else:
-            shutil.copy2(src, tmp)
-        os.replace(tmp, dest)
+        try:
+            if src.is_symlink():
+                os.symlink(os.readlink(src), tmp)
+            else:
+                shutil.copy2(src, tmp, follow_symlinks=False)
+            journal.replace(dest, tmp)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+    return created
 
 
-def _activate(name: str, n: int, previous: int | None, options: InstallOptions,
-              created_dirs: list[str]) -> Installation:
-    """Make deployment ``n`` the active one (``previous`` was)."""
+def _activate(name: str, n: int, previous: int | None, options: InstallOptions
+              ) -> Installation:
+    """Make deployment ``n`` the active one (``previous`` was): its host files, unit and
+    tmpfiles.d file in place, then the symlink switched. Everything is checked first;
+    a failure before the switch puts back what was there (the previous deployment
+    stays active and intact); the previous deployment's host files that the new one
+    lacks are removed only after the switch."""
     new_dir = _deployment_dir(name, n, options)
     info = _read_info(new_dir)
+    original_info = (new_dir / INFO_NAME).read_bytes()
     old = _read_info(_deployment_dir(name, previous, options)) if previous is not None \
         else None
     new_files: dict[str, str] = info["hostfs-files"]
     old_files: dict[str, str] = old["installed-files"] if old else {}
-    for target in new_files:
-        path = _host_path(options, target)
-        if os.path.lexists(path) and target not in old_files:
+    old_dirs: list[str] = old["installed-dirs"] if old else []
+    # the unit and the tmpfiles.d file where this deployment recorded them (options may
+    # name other directories by now); the previous deployment's are replaced or removed
+    unit_path = Path(info["unit"]) if info.get("unit") else None
+    tmpfiles_path = Path(info["tmpfiles"]) if info.get("tmpfiles") else None
+    old_unit = Path(old["unit"]) if old and old.get("unit") else None
+    old_tmpfiles = Path(old["tmpfiles"]) if old and old.get("tmpfiles") else None
+    for path, owned_path in ((unit_path, old_unit), (tmpfiles_path, old_tmpfiles)):
+        if path is not None and path != owned_path and os.path.lexists(path):
             raise InstallError(f"{path} exists and was not installed by {name}; refusing "
                                "to overwrite it")
-    _remove_host_files(old_files, new_files, options)
-    old_dirs: list[str] = old["installed-dirs"] if old else []
-    _copy_host_files(new_dir, new_files, options, created_dirs)
-    _remove_empty_dirs(old_dirs, options)
-    dirs = sorted(set(created_dirs) | {d for d in old_dirs
+    reserved = [p for p in (unit_path, tmpfiles_path, old_unit, old_tmpfiles) if p]
+    _check_host_files(name, new_dir, new_files, old_files, options, reserved)
+    journal = _Journal()
+    try:
+        created = _copy_host_files(new_dir, new_files, options, journal)
+        if unit_path is not None:
+            unit_path.parent.mkdir(parents=True, exist_ok=True)
+            journal.write(unit_path, (new_dir / info["unit-file"]).read_bytes())
+        if old_unit is not None and old_unit != unit_path:
+            journal.remove(old_unit)
+        if tmpfiles_path is not None:
+            tmpfiles_path.parent.mkdir(parents=True, exist_ok=True)
+            journal.write(tmpfiles_path, (new_dir / f"tmpfiles-{name}.conf").read_bytes())
+        if old_tmpfiles is not None and old_tmpfiles != tmpfiles_path:
+            journal.remove(old_tmpfiles)
+        if tmpfiles_path is not None:
+            _tmpfiles(options, "--create", tmpfiles_path)
+        info["installed-files"] = new_files
+        info["installed-dirs"] = sorted(set(created) | set(old_dirs))
+        _write_info(new_dir, info)
+        installation = Installation.from_info(new_dir)
+        _switch_symlink(name, n, options)  # the commit point
+    except BaseException as exc:
+        journal.undo()
+        with contextlib.suppress(OSError):
+            write_atomic(new_dir / INFO_NAME, original_info)
+        if isinstance(exc, OSError):
+            raise InstallError(f"activating {new_dir.name} failed (nothing was "
+                               f"changed): {exc}") from exc
+        raise
+    journal.commit()
+    if old is not None:
+        _remove_host_files(old_files, new_files, options)
+        _remove_empty_dirs(old_dirs, options)
+        dirs = sorted(set(created) | {d for d in old_dirs
                                        if os.path.isdir(_host_path(options, d))})
-    # the unit and the tmpfiles.d file: the new deployment's (or none)
-    if old and old.get("unit") and old["unit"] != info.get("unit"):
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(old["unit"])
-    if info.get("unit"):
-        unit_path = Path(info["unit"])
-        unit_path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(unit_path, (new_dir / info["unit-file"]).read_bytes())
-    tmpfiles_path = Path(options.tmpfiles_dir) / f"{name}.conf"
-    if info.get("tmpfiles"):
-        tmpfiles_path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(tmpfiles_path, (new_dir / f"tmpfiles-{name}.conf").read_bytes())
-    else:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmpfiles_path)
-    info["installed-files"] = new_files
-    info["installed-dirs"] = dirs
-    _write_info(new_dir, info)
-    if info.get("tmpfiles"):
-        _tmpfiles(options, "--create", tmpfiles_path)
-    _switch_symlink(name, n, options)
-    return Installation.from_info(new_dir)
+        if dirs != info["installed-dirs"]:
+            info["installed-dirs"] = dirs
+            try:
+                _write_info(new_dir, info)
+            except OSError as exc:
+                log.warning("%s: could not update %s: %s", name, INFO_NAME, exc)
+    return installation
 
 
 def _switch_symlink(name: str, n: int, options: InstallOptions) -> None:
@@ -677,12 +942,20 @@ def _switch_symlink(name: str, n: int, options: InstallOptions) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(tmp)
     os.symlink(f"{name}.{n}", tmp)
-    os.replace(tmp, checkouts / name)
-    dir_fd = os.open(checkouts, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+        os.replace(tmp, checkouts / name)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    try:  # the switch is done: a failure to make it durable is no reason to undo it
+        dir_fd = os.open(checkouts, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+    except OSError as exc:
+        log.warning("could not sync %s: %s", checkouts, exc)
 
 
 # ---------------------------------------------------------------------------------------
@@ -711,12 +984,12 @@ def install(image: str, name: str, options: InstallOptions) -> Installation:
                            digest=digest, values=options.values, uuid=str(uuid.uuid4()),
                            requires=options.requires, after=options.after,
                            wants=options.wants)
-            created_dirs: list[str] = []
             try:
                 _deploy(ctx, store, options)
-                installation = _activate(name, 0, None, options, created_dirs)
+                installation = _activate(name, 0, None, options)
             except BaseException:
-                _undo_install(ctx, options, created_dirs)
+                # _activate undid its own host changes; the deployment goes too
+                shutil.rmtree(ctx.directory, ignore_errors=True)
                 raise
         _systemctl(options, "daemon-reload")
         if installation.unit_path is not None and not options.quadlet:
@@ -725,25 +998,9 @@ def install(image: str, name: str, options: InstallOptions) -> Installation:
         return installation
 
 
-def _undo_install(ctx: _Context, options: InstallOptions, created_dirs: list[str]) -> None:
-    with contextlib.suppress(Exception):
-        link = Path(options.checkouts) / ctx.name
-        if os.path.islink(link):
-            os.unlink(link)
-        info = _read_info(ctx.directory) if (ctx.directory / INFO_NAME).exists() else None
-        if info is not None:
-            for target, digest in info["hostfs-files"].items():
-                path = _host_path(options, target)
-                if os.path.lexists(path) and _file_digest(path) == digest:
-                    os.unlink(path)
-            if info.get("unit"):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(info["unit"])
-            if info.get("tmpfiles"):
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(info["tmpfiles"])
-        _remove_empty_dirs(created_dirs, options)
-    shutil.rmtree(ctx.directory, ignore_errors=True)
+def _aside(name: str, n: int, options: InstallOptions) -> Path:
+    """Where update keeps the deployment it is replacing until the new one is active."""
+    return Path(options.checkouts) / f".{name}.{n}.replaced"
 
 
 def update(name: str, options: InstallOptions, image: str | None = None, *,
@@ -759,6 +1016,8 @@ def update(name: str, options: InstallOptions, image: str | None = None, *,
             raise InstallError(f"system container {name} is not installed")
         current = Installation.from_info(_deployment_dir(name, active, options))
         values = FrozenDict({**current.values, **options.values})
+        # the unit stays what it is (a Quadlet file does not turn into a .service)
+        options = attrs.evolve(options, quadlet=current.quadlet)
         with options.store.open() as store:
             image_name, image_id, digest = _pull(image or current.image, store, options,
                                                  always=True)
@@ -767,19 +1026,28 @@ def update(name: str, options: InstallOptions, image: str | None = None, *,
                 return current
             other = 1 - active
             directory = _deployment_dir(name, other, options)
-            shutil.rmtree(directory, ignore_errors=True)
             ctx = _Context(
                 name=name, n=other, directory=directory, image=image or current.image,
                 image_name=image_name, image_id=image_id, digest=digest, values=values,
                 uuid=str(_read_info(current.path).get("uuid", uuid.uuid4())),
                 requires=options.requires or current.requires,
                 after=options.after or current.after, wants=options.wants or current.wants)
+            aside = _aside(name, other, options)
+            shutil.rmtree(aside, ignore_errors=True)  # left by a crash
+            if os.path.lexists(directory):
+                os.rename(directory, aside)
             try:
                 _deploy(ctx, store, options)
+                installation = _activate(name, other, active, options)
             except BaseException:
+                # the active deployment was not touched (_activate undoes its own
+                # changes); the one this update replaced comes back
                 shutil.rmtree(directory, ignore_errors=True)
+                if os.path.lexists(aside):
+                    with contextlib.suppress(OSError):
+                        os.rename(aside, directory)
                 raise
-        installation = _activate(name, other, active, options, [])
+            shutil.rmtree(aside, ignore_errors=True)
         _systemctl(options, "daemon-reload")
         if installation.unit_path is not None:
             _systemctl(options, "try-restart", installation.unit_path.name)
@@ -795,10 +1063,14 @@ def rollback(name: str, options: InstallOptions) -> Installation:
         if active is None:
             raise InstallError(f"system container {name} is not installed")
         other = 1 - active
+        aside = _aside(name, other, options)
+        if os.path.isdir(aside) and not os.path.lexists(_deployment_dir(name, other,
+                                                                        options)):
+            os.rename(aside, _deployment_dir(name, other, options))  # an update crashed
         if not (_deployment_dir(name, other, options) / INFO_NAME).is_file():
             raise InstallError(f"system container {name} has no previous deployment to "
                                "roll back to")
-        installation = _activate(name, other, active, options, [])
+        installation = _activate(name, other, active, options)
         _systemctl(options, "daemon-reload")
         if installation.unit_path is not None:
             _systemctl(options, "try-restart", installation.unit_path.name)
@@ -829,7 +1101,8 @@ def uninstall(name: str, options: InstallOptions, *, remove_image: bool = False)
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(unit)
             _systemctl(options, "daemon-reload")
-        tmpfiles_path = Path(options.tmpfiles_dir) / f"{name}.conf"
+        tmpfiles_path = Path(current["tmpfiles"]) if current and current.get("tmpfiles") \
+            else Path(options.tmpfiles_dir) / f"{name}.conf"
         if tmpfiles_path.exists():
             with contextlib.suppress(InstallError):
                 _tmpfiles(options, "--remove", tmpfiles_path)
@@ -842,6 +1115,8 @@ def uninstall(name: str, options: InstallOptions, *, remove_image: bool = False)
             link.unlink()
         for d in dirs:
             shutil.rmtree(d)
+        for n in (0, 1):
+            shutil.rmtree(_aside(name, n, options), ignore_errors=True)
         if remove_image:
             _remove_images(name, {i["image-id"] for i in infos}, options)
         log.info("uninstalled %s", name)

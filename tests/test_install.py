@@ -40,7 +40,8 @@ from oci_runtime.profiles import default_spec
 from oci_runtime.run import StoreLocation
 from oci_storage.store import Store
 
-from .peers import require, require_root
+from .peers import require, require_root, run_tool
+from .test_store import CONTAINERS_CONF
 
 PLAIN = OpenOptions(registry=RegistryOptions(tls_verify=False))
 
@@ -103,7 +104,8 @@ def config_template() -> str:
     return json.dumps(doc, indent=2).replace('"@CAPS@"', "[$ALL_PROCESS_CAPABILITIES]")
 
 
-def etcd_image(version: str, *, service: str = SERVICE_TEMPLATE) -> BuiltImage:
+def etcd_image(version: str, *, service: str = SERVICE_TEMPLATE,
+               extra: dict[str, bytes | FileEntry] | None = None) -> BuiltImage:
     builder = _builder()
     manifest = {"version": "1.0",
                 "defaultValues": {"ETCD_NAME": "default", "VERSION": version},
@@ -117,7 +119,11 @@ def etcd_image(version: str, *, service: str = SERVICE_TEMPLATE) -> BuiltImage:
             b"d ${STATE_DIRECTORY}/${NAME} 0700 ${HOST_UID} ${HOST_GID} - -\n",
         "exports/hostfs/usr/local/bin/etcdctl-like": FileEntry(
             data=b"#!/bin/sh\necho 'etcdctl for $NAME $VERSION'\n", mode=0o755),
+        # a relative symlink that stays inside the host root is installed as it is
+        "exports/hostfs/usr/local/bin/etcdctl": FileEntry(kind="symlink",
+                                                          linkname="etcdctl-like"),
         "exports/hostfs/etc/etcd-like/etcd.conf": b"literal $NOT_A_VARIABLE\n",
+        **(extra or {}),
     }, created_by=f"ADD exports {version}")
     builder.config(cmd=["/bin/sh"], env=["PATH=/bin"], labels={"version": version})
     return builder.build()
@@ -234,6 +240,59 @@ def run_unit(unit: Path, output: Path, ready: Callable[[], bool]) -> int:
     return status
 
 
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie is not: it has exited, and the init
+    that inherited it may never reap it)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+def start_forking_unit(unit: Path, output: Path) -> int:
+    """ExecStartPre, then ExecStart as systemd runs a ``Type=forking`` unit's: stdin
+    /dev/null and stdout/stderr to a file (the journal, under systemd), never a pipe:
+    ``runc run -d`` hands its stdio to the container, which would hold a pipe open
+    for its whole life and hang a reader waiting for EOF. ExecStart must exit 0
+    promptly; the main PID is read from ``PIDFile=`` and must be alive."""
+    values = unit_values(unit)
+    assert values["Type"] == ["forking"]
+    cwd = values["WorkingDirectory"][0]
+    for pre in values.get("ExecStartPre", []):
+        _exec(pre, cwd)
+    (start,) = values["ExecStart"]
+    began = time.monotonic()
+    with open(output, "wb") as out:
+        result = subprocess.run(exec_argv(start), cwd=cwd, stdin=subprocess.DEVNULL,
+                                stdout=out, stderr=subprocess.STDOUT, timeout=60,
+                                check=False)
+    assert result.returncode == 0, output.read_text()
+    assert time.monotonic() - began < 30, "ExecStart of a forking unit must return"
+    (pidfile,) = values["PIDFile"]
+    pid = int(Path(pidfile).read_text().strip())
+    assert _alive(pid), f"PIDFile {pidfile} names {pid}, which is not running"
+    return pid
+
+
+def stop_forking_unit(unit: Path, pid: int) -> None:
+    """ExecStop, wait for the main PID to exit (as systemd does, up to
+    TimeoutStopSec), ExecStopPost, and remove the PIDFile (as systemd does)."""
+    values = unit_values(unit)
+    cwd = values["WorkingDirectory"][0]
+    try:
+        for stop in values["ExecStop"]:
+            _exec(stop, cwd)
+        deadline = time.monotonic() + 30
+        while _alive(pid):
+            assert time.monotonic() < deadline, f"main PID {pid} did not exit"
+            time.sleep(0.05)
+    finally:
+        for post in values.get("ExecStopPost", []):
+            _exec(post, cwd)
+        Path(values["PIDFile"][0]).unlink(missing_ok=True)
+
+
 def verify_unit(unit: Path, *unit_dirs: Path) -> None:
     analyze = require("systemd-analyze")
     search = ":".join(str(d) for d in (unit.parent, *unit_dirs)) + ":"
@@ -291,7 +350,9 @@ def test_install_run_update_rollback_uninstall(env: Env) -> None:
     assert ctl.read_text() == "#!/bin/sh\necho 'etcdctl for etcd v1'\n"
     assert os.access(ctl, os.X_OK)
     assert (host / "etc/etcd-like/etcd.conf").read_text() == "literal $NOT_A_VARIABLE\n"
+    assert os.readlink(host / "usr/local/bin/etcdctl") == "etcdctl-like"
     assert sorted(inst.installed_files) == ["/etc/etcd-like/etcd.conf",
+                                            "/usr/local/bin/etcdctl",
                                             "/usr/local/bin/etcdctl-like"]
     assert [i.name for i in list_installed(options)] == ["etcd"]
 
@@ -383,25 +444,184 @@ def test_default_unit_with_dependencies(env: Env) -> None:
     assert after == before, sorted(after ^ before)
 
 
-def test_quadlet_output(env: Env) -> None:
+#: Atomic's detached variant: a template using both $EXEC_STOPPOST and $PIDFILE gets
+#: ``runc run -d --pid-file $PIDFILE`` as $EXEC_START, for Type=forking
+DETACHED_TEMPLATE = """\
+[Unit]
+Description=etcd-like $VERSION ($NAME), detached
+
+[Service]
+Type=forking
+PIDFile=$PIDFILE
+ExecStartPre=-$EXEC_STARTPRE
+ExecStart=$EXEC_START
+ExecStop=$EXEC_STOP
+ExecStopPost=$EXEC_STOPPOST
+WorkingDirectory=$DESTDIR
+TimeoutStopSec=30
+
+[Install]
+WantedBy=multi-user.target
+"""
+
+
+def _runc_state(options: InstallOptions, name: str) -> dict[str, Any]:
+    result = subprocess.run([options.runc, "--root", options.runc_root or "", "state",
+                             name], capture_output=True, timeout=30, check=True)
+    state: dict[str, Any] = json.loads(result.stdout)
+    return state
+
+
+def test_detached_unit(env: Env) -> None:
+    before = env.snapshot()
+    ref = env.push(etcd_image("v1", service=DETACHED_TEMPLATE), "etcd")
+    options = env.options
+    inst = install(ref, "etcd", options)
+    unit = Path(options.unit_dir) / "etcd.service"
+    pidfile = env.tmp / "rundir" / "container-etcd.pid"
+    values = unit_values(unit)
+    assert values["Type"] == ["forking"]
+    assert values["PIDFile"] == [str(pidfile)]
+    assert exec_argv(values["ExecStart"][0]) == [
+        options.runc, "--root", options.runc_root, "run", "-d", "--pid-file",
+        str(pidfile), "--bundle", str(inst.path), "etcd"]
+    assert exec_argv(values["ExecStopPost"][0])[-3:] == ["delete", "--force", "etcd"]
+    verify_unit(unit)
+
+    state = env.tmp / "state" / "etcd"
+    pid = start_forking_unit(unit, env.tmp / "out")
+    try:
+        assert _runc_state(options, "etcd")["pid"] == pid  # the container's init
+        assert _runc_state(options, "etcd")["status"] == "running"
+        deadline = time.monotonic() + 30
+        while not (state / "log").exists():  # the container does its work
+            assert _alive(pid), (env.tmp / "out").read_text()
+            assert time.monotonic() < deadline, "the container did not start"
+            time.sleep(0.05)
+    finally:
+        stop_forking_unit(unit, pid)
+    assert (state / "log").read_text() == "started default v1\nstopping\n"
+    assert not list(Path(options.runc_root or "").iterdir())  # runc state gone
+    assert not pidfile.exists()
+
+    # a second start works (ExecStartPre clears nothing left; the name is free again)
+    pid = start_forking_unit(unit, env.tmp / "out2")
+    stop_forking_unit(unit, pid)
+    assert not list(Path(options.runc_root or "").iterdir())
+
+    uninstall("etcd", options)
+    assert env.snapshot() == before
+
+
+def test_detached_pidfile_must_suit_pidfile_setting(env: Env) -> None:
+    before = env.snapshot()
+    ref = env.push(etcd_image("v1", service=DETACHED_TEMPLATE), "etcd")
+    for bad in ("relative/etcd.pid", f"{env.tmp}/100%/etcd.pid", f"{env.tmp}/a b.pid"):
+        options = attrs.evolve(env.options, values={**env.options.values, "PIDFILE": bad})
+        with pytest.raises(InstallError, match="PIDFILE"):
+            install(ref, "etcd", options)
+        assert env.snapshot() == before
+
+
+#: the [Container] keys podman-systemd.unit(5) defines that the installer writes
+#: (GlobalArgs= since podman 4.8; Quadlet rejects keys it does not know)
+QUADLET_CONTAINER_KEYS = {"Image", "ContainerName", "ReadOnly", "GlobalArgs", "Volume"}
+
+
+def _quadlet_words(value: str) -> list[str]:
+    """A Quadlet ``GlobalArgs=`` value's words (systemd quoting, ``$$``/``%%`` undone)."""
+    return [w.replace("$$", "$").replace("%%", "%") for w in shlex.split(value)]
+
+
+def test_quadlet_output(env: Env, tmp_path: Path,
+                        tmp_path_factory: pytest.TempPathFactory) -> None:
+    # podman refuses a long runroot (tests/test_store.py): give the store a short one
+    runroot = tmp_path_factory.mktemp("qrun")
+    store = StoreLocation(str(env.tmp / "graph"), str(runroot))
     before = env.snapshot()
     ref = env.push(etcd_image("v1"), "etcd")
-    options = attrs.evolve(env.options, quadlet=True, requires=["etcd-db.service"],
-                           after=["etcd-db.service"])
+    options = attrs.evolve(env.options, store=store, quadlet=True,
+                           requires=["etcd-db.service"], after=["etcd-db.service"])
     inst = install(ref, "etcd", options)
     path = Path(options.quadlet_dir) / "etcd.container"
     assert inst.unit_path == path
     assert not any(Path(options.unit_dir).iterdir())
     entries = parse_unit(path.read_text())
-    assert ("Container", "Image", inst.image_id) in entries
-    assert ("Container", "ContainerName", "etcd") in entries
-    assert ("Container", "ReadOnly", "true") in entries
+    assert {s for s, _k, _v in entries} == {"Unit", "Container", "Service", "Install"}
+    container = [(k, v) for s, k, v in entries if s == "Container"]
+    assert {k for k, _v in container} <= QUADLET_CONTAINER_KEYS
+    for once in ("Image", "ContainerName", "ReadOnly", "GlobalArgs"):
+        assert [k for k, _v in container].count(once) == 1, once
+    # Image=: the deployment's exact image, as a full 64-hex ID (Quadlet takes that as
+    # unambiguous; a short name would draw its warning and a registry search)
+    assert ("Image", inst.image_id) in container
+    assert re.fullmatch(r"[0-9a-f]{64}", inst.image_id)
+    assert ("ContainerName", "etcd") in container
+    assert ("ReadOnly", "true") in container
+    # Quadlet generates ExecStart/ExecStop itself
+    assert not {k for s, k, _v in entries if s == "Service"} & {
+        "ExecStart", "ExecStop", "ExecStopPost", "Type"}
     assert ("Unit", "Requires", "etcd-db.service") in entries
     assert ("Unit", "After", "etcd-db.service") in entries
     state = env.tmp / "state" / "etcd"
-    assert ("Container", "Volume", f"{state}:/state") in entries
-    global_args = next(v for s, k, v in entries if k == "GlobalArgs")
-    assert shlex.split(global_args)[:2] == ["--root", str(env.tmp / "graph")]
+    volumes = [v for k, v in container if k == "Volume"]
+    assert volumes == [f"{state}:/state"]
+    for volume in volumes:  # SOURCE:DEST[:OPTIONS], a bind mount from an absolute path
+        source, dest, *opts = volume.split(":")
+        assert source.startswith("/"), volume
+        assert dest.startswith("/"), volume
+        assert len(opts) <= 1, volume
+    global_args = _quadlet_words(next(v for k, v in container if k == "GlobalArgs"))
+    with Store.open(store.graphroot, store.runroot) as opened:
+        driver = opened.driver.name
+    assert global_args == ["--root", store.graphroot, "--runroot", store.runroot,
+                           "--storage-driver", driver]
+
+    # what the file says, podman runs: its GlobalArgs find the image by that ID in our
+    # store, and the Volume= binds work (the generator is not in podman 4.3; this is
+    # the `podman run` it would generate, minus systemd's --cidfile/--sdnotify)
+    podman = require("podman")
+    require("unshare")
+    home = tmp_path / "podman-home"
+    for sub in ("tmp", "xdg"):
+        (home / sub).mkdir(parents=True)
+    (home / "containers.conf").write_text(CONTAINERS_CONF)
+    (home / "registries.conf").write_text("unqualified-search-registries = []\n")
+    (home / "auth.json").write_text('{"auths": {}}')
+    (home / "storage.conf").write_text(
+        f'[storage]\ndriver = "{driver}"\ngraphroot = "{store.graphroot}"\n'
+        f'runroot = "{store.runroot}"\n')
+    env_vars = {**os.environ, "CONTAINERS_CONF": str(home / "containers.conf"),
+                "CONTAINERS_REGISTRIES_CONF": str(home / "registries.conf"),
+                "CONTAINERS_STORAGE_CONF": str(home / "storage.conf"),
+                "REGISTRY_AUTH_FILE": str(home / "auth.json"), "HOME": str(home),
+                "XDG_RUNTIME_DIR": str(home / "xdg")}
+    # private test state only: a private /var/lib (podman's blob-info cache) and
+    # --tmpdir (libpod's /run/libpod); the rest is the file's own arguments
+    private = ["--tmpdir", str(home / "tmp"), "--cgroup-manager", "cgroupfs",
+               "--events-backend", "file"]
+    script = ('mount -t tmpfs tmpfs /var/lib && mkdir -p /var/lib/containers/cache '
+              '&& exec "$0" "$@"')
+    run = ["unshare", "-m", "--propagation", "private", "sh", "-c", script, podman,
+           *global_args, *private, "run", "--rm", "--pull=never", "--name",
+           dict(container)["ContainerName"], "--read-only",
+           *[a for v in volumes for a in ("-v", v)], dict(container)["Image"],
+           "/bin/sh", "-c", "echo ran by podman > /state/podman.out; cat /etc/passwd"]
+    try:
+        result = run_tool(run, env=env_vars, timeout=300)
+    finally:
+        subprocess.run([*run[:7], podman, *global_args, *private, "rm", "--force",
+                        "--ignore", "etcd"],
+                       env=env_vars, capture_output=True, timeout=120, check=False)
+    assert result.stdout == b"root:x:0:0:root:/root:/bin/sh\n"  # the image's own file
+    assert (state / "podman.out").read_text() == "ran by podman\n"
+
+    # an update keeps the installation a Quadlet one, whatever options.quadlet says
+    updated = update("etcd", attrs.evolve(options, quadlet=False), force=True)
+    assert updated.deployment == 1
+    assert updated.unit_path == path
+    assert updated.quadlet
+    assert not any(Path(options.unit_dir).iterdir())
     uninstall("etcd", options, remove_image=True)
     assert env.snapshot() == before
 
@@ -454,6 +674,219 @@ def test_hostfs_conflict_and_changed_files(env: Env) -> None:
     conf.unlink()
     conf.parent.rmdir()
     assert env.snapshot() == before
+
+
+def test_hostfs_conflict_with_identical_file_is_kept(env: Env) -> None:
+    """A refused install removes only what it made: a host file that happens to have
+    the same content as the image's stays."""
+    ref = env.push(etcd_image("v1"), "etcd")
+    before = env.snapshot()
+    theirs = Path(env.options.host_root) / "etc/etcd-like/etcd.conf"
+    theirs.parent.mkdir(parents=True)
+    theirs.write_text("literal $NOT_A_VARIABLE\n")  # byte for byte what etcd installs
+    with pytest.raises(InstallError, match="was not installed by etcd"):
+        install(ref, "etcd", env.options)
+    assert theirs.read_text() == "literal $NOT_A_VARIABLE\n"
+    theirs.unlink()
+    theirs.parent.rmdir()
+    assert env.snapshot() == before
+
+
+def _state_of(env: Env) -> dict[str, bytes | str]:
+    """Every file and symlink an installation wrote, with its content."""
+    out: dict[str, bytes | str] = {}
+    for key in ("checkouts", "unit_dir", "tmpfiles_dir", "host_root"):
+        root = Path(getattr(env.options, key))
+        for dirpath, dirnames, filenames in os.walk(root):
+            for entry in dirnames + filenames:
+                path = Path(dirpath, entry)
+                rel = f"{key}:{path.relative_to(root)}"
+                if "/rootfs/" in rel + "/":
+                    continue
+                if path.is_symlink():
+                    out[rel] = "-> " + os.readlink(path)
+                elif path.is_file():
+                    out[rel] = path.read_bytes()
+                else:
+                    out[rel] = "dir"
+    return out
+
+
+def test_failed_update_keeps_the_active_deployment(env: Env, tmp_path: Path) -> None:
+    ref = env.push(etcd_image("v1"), "etcd")
+    options = env.options
+    install(ref, "etcd", options)
+    env.push(etcd_image("v2"), "etcd")
+    assert update("etcd", options).deployment == 1
+    assert rollback("etcd", options).deployment == 0  # etcd.1 (v2) is the fallback
+    unit = Path(options.unit_dir) / "etcd.service"
+    state = _state_of(env)
+
+    # 1. the new image cannot be rendered (its template needs an unset variable)
+    bad = etcd_image("v3", service=SERVICE_TEMPLATE.replace("After=network.target",
+                                                            "After=$AFTER"))
+    env.push(bad, "etcd")
+    with pytest.raises(InstallError, match=r"service\.template.*\$AFTER"):
+        update("etcd", options)
+    assert _state_of(env) == state  # etcd.1 (v2) came back from aside, unchanged
+
+    # 2. rendering works but activation fails late: host files and the unit were
+    # already replaced when the tmpfiles.d step fails, and are put back
+    v4 = etcd_image("v4", extra={"exports/hostfs/opt/etcd-like/new/file": b"v4 only\n"})
+    env.push(v4, "etcd")
+    failing = tmp_path / "failing-tmpfiles"
+    failing.write_text("#!/bin/sh\necho 'tmpfiles: simulated failure' >&2\nexit 1\n")
+    failing.chmod(0o755)
+    with pytest.raises(InstallError, match="simulated failure"):
+        update("etcd", attrs.evolve(options, tmpfiles_command=str(failing)))
+    assert _state_of(env) == state
+    assert os.readlink(Path(options.checkouts) / "etcd") == "etcd.0"
+    assert "Description=etcd-like v1 (etcd)" in unit.read_text()
+    verify_unit(unit)
+    assert not (Path(options.host_root) / "opt").exists()
+
+    # the installation still works: the unit runs, rollback reaches v2, update v4
+    log = env.tmp / "state" / "etcd" / "log"
+    run_unit(unit, env.tmp / "out", log.exists)
+    assert log.read_text() == "started default v1\nstopping\n"
+    assert rollback("etcd", options).image_id == json.loads(
+        state["checkouts:etcd.1/info"])["image-id"]
+    assert update("etcd", options).deployment == 0
+    assert (Path(options.host_root) / "opt/etcd-like/new/file").read_text() == "v4 only\n"
+    assert get_installation("etcd", options).image_id != json.loads(
+        state["checkouts:etcd.0/info"])["image-id"]
+    uninstall("etcd", options)
+    assert not (Path(options.host_root) / "opt").exists()
+
+
+# ---------------------------------------------------------------------------------------
+# hostile images: the installer reads only the image's own files, writes only below the
+# host root, and a refused image leaves nothing behind
+
+
+def _exports_image(files: dict[str, bytes | FileEntry], manifest: Any = None) -> BuiltImage:
+    """An image with just ``files`` (``manifest``: /exports/manifest.json as JSON)."""
+    host = host_platform()
+    builder = ImageBuilder(platform=Platform(host.os, host.architecture))
+    if manifest is not None:
+        files = {"exports/manifest.json": json.dumps(manifest).encode(), **files}
+    builder.add_layer_from_files(files, created_by="ADD hostile exports")
+    builder.config(cmd=["/bin/sh"], env=["PATH=/bin"])
+    return builder.build()
+
+
+def _link(target: str) -> FileEntry:
+    return FileEntry(kind="symlink", linkname=target)
+
+
+HOSTFS_CONF: dict[str, bytes | FileEntry] = {"exports/hostfs/etc/hostile/a.conf": b"a\n"}
+#: name -> (files, manifest, the error message): ``@OUTSIDE@`` in a symlink target
+#: stands for a directory of the test outside the host root (that must stay empty)
+HOSTILE: dict[str, tuple[dict[str, bytes | FileEntry], Any, str]] = {}
+
+
+def _hostile(name: str, match: str, files: dict[str, bytes | FileEntry],
+             manifest: Any = None) -> None:
+    HOSTILE[name] = (files, manifest, match)
+
+
+_hostile("service-template-symlink", r"/exports/service\.template is a symlink",
+         {"exports/service.template": _link("/etc/shadow")})
+_hostile("manifest-symlink", r"/exports/manifest\.json is a symlink",
+         {"exports/manifest.json": _link("/etc/shadow")})
+_hostile("config-template-symlink-relative", r"config\.json\.template is a symlink",
+         {"exports/config.json.template": _link("../../../../../../etc/shadow")})
+_hostile("exports-symlink", r"/exports is a symlink",
+         {"exports": _link("/etc")})
+_hostile("exports-symlink-relative", r"/exports is a symlink",
+         {"exports": _link("../../../../../../../etc")})
+_hostile("exports-not-a-directory", r"/exports in the image is not a directory",
+         {"exports": b"a file\n"})
+_hostile("service-template-fifo", r"service\.template in the image is not a regular file",
+         {"exports/service.template": FileEntry(kind="fifo")})
+_hostile("tmpfiles-template-device", r"tmpfiles\.template in the image is not a regular",
+         {"exports/tmpfiles.template": FileEntry(kind="char", devmajor=1, devminor=5)})
+_hostile("service-template-huge", r"service\.template in the image is larger than 1048576",
+         {"exports/service.template": b"#" * (1024 * 1024 + 1)})
+_hostile("manifest-deeply-nested", r"manifest\.json is not valid JSON",
+         {"exports/manifest.json": b"[" * 200_000 + b"]" * 200_000})
+_hostile("manifest-rename-not-a-string", r"renameFiles must map strings to strings",
+         HOSTFS_CONF, {"renameFiles": {"/etc/hostile/a.conf": ["/x"]}})
+_hostile("hostfs-symlink", r"/exports/hostfs is a symlink",
+         {"exports/hostfs": _link("/etc")})
+_hostile("hostfs-entry-symlink-absolute-outside",
+         r"hostfs symlink /etc/hostile/shadow -> /etc/shadow points outside the host root",
+         {**HOSTFS_CONF, "exports/hostfs/etc/hostile/shadow": _link("/etc/shadow")})
+_hostile("hostfs-entry-symlink-relative-outside",
+         r"hostfs symlink /etc/hostile/up -> \.\./\.\./\.\./\.\./\.\./\.\./\.\./\.\./\.\./\.\./"
+         r"etc/shadow points outside the host root",
+         {**HOSTFS_CONF,
+          "exports/hostfs/etc/hostile/up": _link("../" * 10 + "etc/shadow")})
+# the symlink sorts first: copied first, a file then written "below" it would land
+# wherever it points
+_hostile("hostfs-file-through-own-symlink",
+         r"hostfs file /etc/hostile/0dir/passwd would be installed below /etc/hostile/0dir",
+         {**HOSTFS_CONF, "exports/hostfs/etc/hostile/0dir": _link("@OUTSIDE@")},
+         {"renameFiles": {"/etc/hostile/a.conf": "/etc/hostile/0dir/passwd"}})
+_hostile("hostfs-file-through-own-symlink-renamed",
+         r"hostfs file /etc/hostile/dir/passwd would be installed below /etc/hostile/dir",
+         {**HOSTFS_CONF, "exports/hostfs/etc/hostile/z": _link("@OUTSIDE@")},
+         {"renameFiles": {"/etc/hostile/a.conf": "/etc/hostile/dir/passwd",
+                          "/etc/hostile/z": "/etc/hostile/dir"}})
+_hostile("rename-dotdot-relative", r"renamed to '\.\./\.\./x'.*'\.\.'", HOSTFS_CONF,
+         {"renameFiles": {"/etc/hostile/a.conf": "../../x"}})
+_hostile("rename-dotdot-absolute", r"renamed to '/etc/\.\./\.\./\.\./x'.*'\.\.'",
+         HOSTFS_CONF, {"renameFiles": {"/etc/hostile/a.conf": "/etc/../../../x"}})
+_hostile("rename-dotdot-from-a-variable", r"renamed to '/etc/\.\./\.\./x'", HOSTFS_CONF,
+         {"renameFiles": {"/etc/hostile/a.conf": "/etc/$UP/x"},
+          "defaultValues": {"UP": "../.."}})
+_hostile("rename-to-the-root", r"renamed to the host root itself", HOSTFS_CONF,
+         {"renameFiles": {"/etc/hostile/a.conf": "//"}})
+_hostile("rename-collision", r"both go to /etc/hostile/b\.conf",
+         {**HOSTFS_CONF, "exports/hostfs/etc/hostile/b.conf": b"b\n"},
+         {"renameFiles": {"/etc/hostile/a.conf": "/etc/hostile/b.conf"}})
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_image(env: Env, case: str) -> None:
+    files, manifest, match = HOSTILE[case]
+    outside = env.tmp / "outside"
+    outside.mkdir()
+    files = {path: attrs.evolve(entry, linkname=entry.linkname.replace(
+                 "@OUTSIDE@", str(outside))) if isinstance(entry, FileEntry) else entry
+             for path, entry in files.items()}
+    ref = env.push(_exports_image(files, manifest), "bad")
+    before = env.snapshot()
+    with pytest.raises(InstallError, match=match):
+        install(ref, "bad", env.options)
+    assert env.snapshot() == before
+    assert not any(outside.iterdir())
+    assert not (env.tmp / "x").exists()
+    assert not (env.tmp.parent / "x").exists()
+
+
+def test_hostfs_below_a_host_symlink_leading_out(env: Env, tmp_path: Path) -> None:
+    """A host directory symlink out of the host root (host_root/etc/hostile -> a
+    directory elsewhere) is not followed to install files."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    host = Path(env.options.host_root)
+    (host / "etc/hostile").symlink_to(elsewhere)
+    ref = env.push(_exports_image(HOSTFS_CONF), "bad")
+    before = env.snapshot()
+    with pytest.raises(InstallError, match=r"/etc/hostile leads outside the host root"):
+        install(ref, "bad", env.options)
+    assert env.snapshot() == before
+    assert not any(elsewhere.iterdir())
+    # within the host root, a host symlink is followed (merged /usr: /lib -> usr/lib)
+    (host / "etc/hostile").unlink()
+    (host / "etc/real").mkdir()
+    (host / "etc/hostile").symlink_to("real")
+    inst = install(ref, "bad", env.options)
+    assert (host / "etc/real/a.conf").read_text() == "a\n"
+    assert list(inst.installed_files) == ["/etc/hostile/a.conf"]
+    uninstall("bad", env.options)
+    assert not (host / "etc/real/a.conf").exists()
 
 
 def test_systemctl_calls(env: Env, tmp_path: Path) -> None:
