@@ -11,10 +11,8 @@
 
 from __future__ import annotations
 
-import glob
 import json
 import os
-import platform
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Final
@@ -200,7 +198,10 @@ _NATIVE_TO_SCMP: Final = {
 
 def seccomp_native_arch(machine: str | None = None) -> str:
     """libseccomp's name (``amd64``, ``arm64``, ...) for ``machine`` (default: the host)."""
-    machine = machine or platform.machine()
+    if not machine:
+        import platform
+
+        machine = platform.machine()
     return _MACHINE_TO_NATIVE.get(machine, machine)
 
 
@@ -256,7 +257,12 @@ def seccomp_from_profile(profile: Mapping[str, Any], *, capabilities: Iterable[s
     """
     native = seccomp_native_arch(arch)
     caps = set(capabilities)
-    release = kernel or platform.release()
+    if kernel:
+        release = kernel
+    else:
+        import platform
+
+        release = platform.release()
     default_action = profile.get("defaultAction")
     if not isinstance(default_action, str) or not default_action:
         raise SpecError("seccomp profile: defaultAction is required")
@@ -329,6 +335,8 @@ def harden(spec: Spec, *, seccomp_profile: Mapping[str, Any] | str | os.PathLike
     process = spec.process or Process(cwd="/")
     process = attrs.evolve(process, capabilities=Capabilities.of(PODMAN_CAPABILITIES),
                            no_new_privileges=True)
+    import glob
+
     masked = list(PODMAN_MASKED_PATHS)
     for pattern in PODMAN_MASKED_GLOBS:
         masked.extend(sorted(glob.glob(pattern)))

@@ -143,15 +143,19 @@ class _Str(_Kind):
     def __init__(self, *, choices: frozenset[str] | None = None,
                  pattern: str | None = None) -> None:
         self.choices = choices
-        self.pattern = re.compile(pattern) if pattern else None
+        self.pattern = pattern or None
+        self._regex: re.Pattern[str] | None = None  # compiled on first parse
 
     def parse(self, value: object, path: str) -> str:
         if not isinstance(value, str):
             raise SpecError(f"{path} must be a string, not {json_kind(value)}")
         if self.choices is not None and value not in self.choices:
             raise SpecError(f"{path} must be one of {sorted(self.choices)}, not {value!r}")
-        if self.pattern is not None and not self.pattern.search(value):
-            raise SpecError(f"{path} {value!r} does not match {self.pattern.pattern}")
+        if self.pattern is not None:
+            if self._regex is None:
+                self._regex = re.compile(self.pattern)
+            if not self._regex.search(value):
+                raise SpecError(f"{path} {value!r} does not match {self.pattern}")
         return value
 
 
@@ -235,6 +239,12 @@ def _strs(value: Iterable[str] | None) -> tuple[str, ...] | None:
 
 def _ints(value: Iterable[int] | None) -> tuple[int, ...] | None:
     return None if value is None else tuple(value)
+
+
+def _tuple(value: Iterable[str]) -> tuple[str, ...]:
+    """Converter: ``tuple`` (a function: attrs reads a converter's signature, and the
+    signature of the builtin costs a tokenizer run at import)."""
+    return tuple(value)
 
 
 def _frozen(value: Mapping[str, str] | None) -> FrozenDict | None:
@@ -584,7 +594,7 @@ class SyscallArg(_Model):
 @attrs.frozen(kw_only=True)
 class Syscall(_Model):
     names: tuple[str, ...] = attrs.field(
-        converter=tuple, metadata=_m("names", _List(_STR, min_items=1)))
+        converter=_tuple, metadata=_m("names", _List(_STR, min_items=1)))
     action: str = attrs.field(metadata=_m("action", _Str(choices=SECCOMP_ACTIONS)))
     errno_ret: int | None = attrs.field(default=None, metadata=_m("errnoRet", _Int(_U32)))
     args: tuple[SyscallArg, ...] | None = attrs.field(

@@ -35,11 +35,9 @@ from __future__ import annotations
 import base64
 import contextlib
 import datetime as _dt
-import hashlib
 import json
 import os
 import re
-import secrets
 import shutil
 import threading
 import time
@@ -101,7 +99,8 @@ def random_id() -> str:
     """A random 64-hex ID as ``stringid.GenerateRandomID``: never all-digit in its first
     12 characters (those are used as host names)."""
     while True:
-        candidate = secrets.token_hex(32)
+        # os.urandom, as secrets.token_hex does (importing secrets loads OpenSSL)
+        candidate = os.urandom(32).hex()
         if not candidate[:12].isdigit():
             return candidate
 
@@ -120,6 +119,8 @@ def chain_layer_id(parent_id: str | None, diff_id: str) -> str:
     value = _hex(diff_id)
     if not parent_id:
         return value
+    import hashlib  # (not loaded to read records: OpenSSL costs ms at start-up)
+
     return hashlib.sha256(f"{parent_id}+{value}".encode()).hexdigest()
 
 
@@ -131,8 +132,9 @@ def big_data_file_name(key: str) -> str:
     return "=" + base64.b64encode(key.encode()).decode("ascii")
 
 
-_TS = re.compile(r"(\d{4,})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?"
-                 r"(Z|[+-]\d\d:\d\d)")
+#: (a pattern, compiled by ``re`` on first use: reading records never parses times)
+_TS = (r"(\d{4,})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?"
+       r"(Z|[+-]\d\d:\d\d)")
 
 
 def format_timestamp(when: _dt.datetime | int | None = None) -> str:
@@ -166,7 +168,7 @@ def format_timestamp(when: _dt.datetime | int | None = None) -> str:
 def parse_timestamp(text: str) -> _dt.datetime:
     """A timestamp as written in the record files, as an aware datetime (truncated to
     microseconds). The Go zero time gives ``datetime.min`` in UTC."""
-    match = _TS.fullmatch(text)
+    match = re.fullmatch(_TS, text)
     if match is None:
         raise ValueError(f"not an RFC 3339 timestamp: {text!r}")
     year, month, day, hour, minute, second, frac, zone = match.groups()
@@ -192,7 +194,7 @@ def atomic_write(path: Path, data: bytes, mode: int = 0o600, *, sync: bool = Tru
     old file is untouched and the temporary file removed."""
     directory = path.parent
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    tmp = directory / f".tmp-{path.name}{secrets.token_hex(5)}"
+    tmp = directory / f".tmp-{path.name}{os.urandom(5).hex()}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
         try:
@@ -952,6 +954,8 @@ def _set_sized_big_data(store: _NamedStore[S], ref: str, key: str, data: bytes,
                         digest: str | None) -> S:
     """Write a big-data item of an image or container and record its name, size and
     digest (by default the sha256 of ``data``)."""
+    import hashlib
+
     value = digest or "sha256:" + hashlib.sha256(data).hexdigest()
     with store._writing() as snap:
         record = store._require(snap, ref)

@@ -24,7 +24,7 @@ a layer is deleted); opening a store deletes the layers still marked so.
 from __future__ import annotations
 
 import contextlib
-import hashlib
+import importlib
 import json
 import os
 import re
@@ -33,14 +33,13 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO, Final
+from typing import TYPE_CHECKING, Any, BinaryIO, Final
 
 import attrs
 
 from oci_image.errors import DiffIDMismatchError, DigestMismatchError
-from oci_image.spec import Digest, Readable
+from oci_image.spec import Digest
 
-from .apply import AppliedLayer, ApplyLimits, ApplyOptions, WhiteoutMode, apply_layer
 from .drivers import DRIVERS, Driver, select_driver
 from .drivers.overlay import OverlayDriver, is_mounted
 from .drivers.vfs import VfsDriver
@@ -69,21 +68,61 @@ from .records import (
     random_id,
 )
 from .staging import new_staging_dir, release_staging_dir, sweep_stale
-from .tarsplit import TarSplitWriter
+
+if TYPE_CHECKING:
+    from oci_image.spec import Readable
+
+    from ._store_types import DeletedImage, ReadOnlyStore
+    from .apply import AppliedLayer, ApplyLimits, ApplyOptions, WhiteoutMode, apply_layer
+    from .tarsplit import TarSplitWriter
 
 __all__ = ["COMPRESSION_CODES", "Container", "DeletedImage", "StagedLayer", "Store"]
 
 #: ``archive.Compression`` codes stored in a layer's ``compression``
 COMPRESSION_CODES: Final = {"none": 0, "bzip2": 1, "gzip": 2, "xz": 3, "zstd": 4}
 GRAPH_LOCK: Final = "storage.lock"
-_GO_TIME: Final = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?Z")
+#: (a pattern, compiled by ``re`` when an image is first created)
+_GO_TIME: Final = r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?Z"
+
+#: what only writing layers needs (the tar reader and tar-split) and two records that
+#: reading a store and running a container from it never build, imported on first use:
+#: the module where each name lives. They are module attributes all the same
+#: (``oci_storage.store.apply_layer``), and a replaced one is used as it is.
+_LAZY: Final = {
+    "AppliedLayer": ".apply", "ApplyLimits": ".apply", "ApplyOptions": ".apply",
+    "WhiteoutMode": ".apply", "apply_layer": ".apply", "TarSplitWriter": ".tarsplit",
+    "DeletedImage": "._store_types", "ReadOnlyStore": "._store_types",
+}
+_WRITERS: Final = ("AppliedLayer", "ApplyLimits", "ApplyOptions", "WhiteoutMode",
+                   "apply_layer", "TarSplitWriter")
+
+
+def _lazy(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __package__), name)
+    globals()[name] = value
+    return value
+
+
+if not TYPE_CHECKING:  # (mypy sees the imports above, and flags a name that is not one)
+    __getattr__ = _lazy
+
+
+def _load(names: Iterable[str] = _WRITERS) -> None:
+    """Make ``names`` (of :data:`_LAZY`) globals of this module (those already there,
+    loaded or replaced, are kept)."""
+    for name in names:
+        if name not in globals():
+            _lazy(name)
 
 
 def _go_time(text: str | None) -> str:
     """An RFC 3339 time as Go's ``time.Time`` JSON writes it (trailing zeros dropped)."""
     if not text:
         return format_timestamp()
-    match = _GO_TIME.fullmatch(text)
+    match = re.fullmatch(_GO_TIME, text)
     if match is not None:
         frac = (match.group(2) or "").rstrip("0")
         return match.group(1) + (f".{frac}" if frac else "") + "Z"
@@ -91,6 +130,8 @@ def _go_time(text: str | None) -> str:
 
 
 def _sha256(data: bytes) -> str:
+    import hashlib  # (not loaded to read a store and run from it: OpenSSL costs ms)
+
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
@@ -126,27 +167,6 @@ class StagedLayer:
 _STAGED_PREFIX: Final = "staged-layer-"
 
 
-@attrs.frozen
-class ReadOnlyStore:
-    """An additional image store (storage.conf ``additionalimagestores``): another
-    graph root whose images and layers this store reads and builds containers on, and
-    never writes."""
-
-    graphroot: Path
-    layer_records: LayerRecords
-    image_records: ImageRecords
-    driver: Driver
-
-
-@attrs.frozen
-class DeletedImage:
-    """What :meth:`Store.delete_image` removed."""
-
-    image: Image
-    #: the layers deleted with it (top first): those no other record needed
-    layers: tuple[str, ...]
-
-
 def _completed(record: Layer, applied: AppliedLayer) -> Layer:
     """``record`` with what applying its layer found, no longer incomplete."""
     return attrs.evolve(
@@ -172,6 +192,7 @@ class Store:
         name = driver.name
         ro = []
         for root in image_stores:
+            _load(("ReadOnlyStore",))
             path = Path(root).absolute()
             ro.append(ReadOnlyStore(path, LayerRecords.open(path, name),
                                     ImageRecords.open(path, name), type(driver)(path)))
@@ -330,6 +351,7 @@ class Store:
     # -- layers ----------------------------------------------------------------------
 
     def _apply_target(self, layer_id: str) -> tuple[str, WhiteoutMode]:
+        _load()
         if isinstance(self.driver, OverlayDriver):
             return self.driver.diff_dir(layer_id), WhiteoutMode.OVERLAY
         if isinstance(self.driver, VfsDriver):
@@ -349,6 +371,7 @@ class Store:
         not read). Without one it gets a random ID. A wrong ``diff_id`` or
         ``compressed_digest`` raises and leaves no trace (no record, driver directory
         or tar-split)."""
+        _load()
         layers = self.layer_records
         with layers.transaction() as txn:
             parent = txn.get(parent_id) if parent_id else None
@@ -403,6 +426,7 @@ class Store:
         Checks as :meth:`put_layer` does; on error nothing is left behind."""
         if not self.driver.supports_staging:
             raise StorageError(f"{self.driver.name}: layers cannot be staged")
+        _load()
         path, fd = new_staging_dir(self.graphroot / "tmp", _STAGED_PREFIX)
         try:
             os.mkdir(path / "diff", 0o755)
@@ -533,6 +557,7 @@ class Store:
         the top down as long as no other image, container or child layer uses them."""
         layers, images, containers = (self.layer_records, self.image_records,
                                       self.container_records)
+        _load(("DeletedImage",))
         with layers.transaction(), images.transaction(), containers.transaction():
             image = self.image(ref)
             others = [i for i in images.records() if i.id != image.id]

@@ -211,7 +211,8 @@ class Fields:
                 for i, item in enumerate(self.array(key, required=required))]
 
 
-_SURROGATE_RE: Final = re.compile("[\ud800-\udfff]")
+#: (a pattern, compiled by ``re`` on first use: only a rare error path needs it)
+_SURROGATES: Final = "[\ud800-\udfff]"
 _GO_ESCAPES: Final = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026",
                       "\u2028": "\\u2028", "\u2029": "\\u2029"}
 
@@ -234,7 +235,7 @@ def dumps(value: object, *, indent: int | None = None) -> bytes:
         return text.encode("utf-8")
     except UnicodeEncodeError:
         # a lone surrogate from a "\ud800" escape: Go decodes it as U+FFFD
-        return _SURROGATE_RE.sub("\ufffd", text).encode("utf-8")
+        return re.sub(_SURROGATES, "\ufffd", text).encode("utf-8")
 
 
 def go_compact(text: str) -> str:

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -19,7 +19,9 @@ from ._json import (
     to_frozen,
 )
 from .digest import Digest
-from .platform import Platform
+
+if TYPE_CHECKING:
+    from .platform import Platform
 
 __all__ = ["ContainerConfig", "HistoryEntry", "ImageConfig", "RootFS", "normalize_oci_config"]
 
@@ -196,6 +198,8 @@ class ImageConfig:
 
     @property
     def platform(self) -> Platform:
+        from .platform import Platform  # (not loaded for a config that is only read)
+
         return Platform(os=self.os, architecture=self.architecture, variant=self.variant,
                         os_version=self.os_version, os_features=self.os_features)
 

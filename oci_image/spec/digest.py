@@ -11,7 +11,6 @@ unverified reaches the destination" is enforced in one place.
 from __future__ import annotations
 
 import abc
-import hashlib
 import re
 from typing import Final, Protocol
 
@@ -159,6 +158,8 @@ class DigestHasher:
     def __init__(self, algorithm: str = "sha256") -> None:
         if algorithm not in SUPPORTED_ALGORITHMS:
             raise UnsupportedDigestError(f"unsupported digest algorithm {algorithm!r}")
+        import hashlib  # (here: loading OpenSSL costs ms, and parsing digests never hashes)
+
         self._algorithm = algorithm
         self._h = hashlib.new(algorithm)
 

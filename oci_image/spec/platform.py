@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import platform as _host
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -127,6 +126,8 @@ class Platform:
 def host_platform() -> Platform:
     """The platform of this machine (Linux images are wanted on any host OS that runs
     them in a VM, like podman machine does)."""
+    import platform as _host  # (2 ms to import; only this function needs it)
+
     os_name = "linux" if sys.platform.startswith("linux") else sys.platform
     machine = _host.machine() or "amd64"
     return Platform(os=os_name, architecture=machine).normalized()

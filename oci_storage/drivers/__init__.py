@@ -18,12 +18,14 @@ from __future__ import annotations
 import abc
 import os
 from pathlib import Path
-from typing import BinaryIO, ClassVar, Self
+from typing import TYPE_CHECKING, BinaryIO, ClassVar, Self
 
-from oci_image.spec import Readable
-
-from ..apply import AppliedLayer, ApplyOptions
 from ..errors import DriverNotSupportedError, LayerUnknownError, StorageError
+
+if TYPE_CHECKING:
+    from oci_image.spec import Readable
+
+    from ..apply import AppliedLayer, ApplyOptions
 
 __all__ = ["DRIVERS", "Driver", "select_driver"]
 

@@ -19,24 +19,25 @@ Needs root (no ``userxattr`` rootless mode here).
 from __future__ import annotations
 
 import base64
-import ctypes
-import ctypes.util
 import errno
+import functools
 import os
 import re
-import secrets
 import shutil
 import subprocess
 import tempfile
 from pathlib import Path
-from typing import BinaryIO, Final
+from typing import TYPE_CHECKING, BinaryIO, Final
 
-from oci_image.spec import Readable
-
-from ..apply import AppliedLayer, ApplyOptions, WhiteoutMode, apply_layer
 from ..errors import DriverNotSupportedError, DuplicateIDError, StorageError
 from . import Driver
-from ._export import overlay_changes, write_layer
+
+if TYPE_CHECKING:
+    import ctypes
+
+    from oci_image.spec import Readable
+
+    from ..apply import AppliedLayer, ApplyOptions
 
 LINK_DIR: Final = "l"
 ID_LENGTH: Final = 26
@@ -47,15 +48,28 @@ _OCTAL: Final = re.compile(r"\\([0-7]{3})")
 
 def generate_link_id() -> str:
     """A 26-character short name as containers/storage makes them (base32, upper case)."""
-    return base64.b32encode(secrets.token_bytes(20)).decode("ascii")[:ID_LENGTH]
+    return base64.b32encode(os.urandom(20)).decode("ascii")[:ID_LENGTH]
 
 
+@functools.cache
 def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    """The C library, loaded once (ctypes is imported on the first unmount). glibc's
+    ``libc.so.6`` directly; else whatever ``find_library`` finds (it runs ``ldconfig``,
+    milliseconds a process does not need to spend on glibc)."""
+    import ctypes
+
+    try:
+        return ctypes.CDLL("libc.so.6", use_errno=True)
+    except OSError:
+        import ctypes.util
+
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
 
 def umount(path: str, flags: int = _MNT_DETACH) -> None:
     """``umount2(path, flags)``; raise OSError on failure."""
+    import ctypes
+
     if _libc().umount2(os.fsencode(path), flags) != 0:
         err = ctypes.get_errno()
         raise OSError(err, f"umount2 {path}: {os.strerror(err)}")
@@ -204,6 +218,8 @@ class OverlayDriver(Driver):
     def apply_diff(self, id: str, stream: Readable, *,
                    options: ApplyOptions | None = None) -> AppliedLayer:
         self._require(id)
+        from ..apply import WhiteoutMode, apply_layer  # (only writing layers needs tar)
+
         return apply_layer(stream, self.diff_dir(id), mode=WhiteoutMode.OVERLAY,
                            options=options)
 
@@ -281,4 +297,6 @@ class OverlayDriver(Driver):
         if parent != own_parent:
             raise StorageError(f"overlay: diff of layer {id} against {parent} (not its "
                                "parent) is not implemented")
+        from ._export import overlay_changes, write_layer
+
         return write_layer(overlay_changes(self.diff_dir(id)))

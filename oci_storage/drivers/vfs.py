@@ -8,14 +8,15 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
-from oci_image.spec import Readable
-
-from ..apply import AppliedLayer, ApplyOptions, WhiteoutMode, apply_layer
 from ..errors import DuplicateIDError, StorageError
 from . import Driver
-from ._export import naive_changes, write_layer
+
+if TYPE_CHECKING:
+    from oci_image.spec import Readable
+
+    from ..apply import AppliedLayer, ApplyOptions
 
 
 def copy_tree(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
@@ -62,6 +63,8 @@ class VfsDriver(Driver):
     def apply_diff(self, id: str, stream: Readable, *,
                    options: ApplyOptions | None = None) -> AppliedLayer:
         self._require(id)
+        from ..apply import WhiteoutMode, apply_layer  # (only writing layers needs tar)
+
         return apply_layer(stream, self.dir(id), mode=WhiteoutMode.DELETE, options=options)
 
     def mount(self, id: str, mount_label: str = "") -> str:
@@ -83,5 +86,7 @@ class VfsDriver(Driver):
         self._require(id)
         if parent is not None:
             self._require(parent)
+        from ._export import naive_changes, write_layer
+
         return write_layer(naive_changes(None if parent is None else self.dir(parent),
                                          self.dir(id)))
