@@ -542,7 +542,11 @@ def _model_apply(state: dict[str, bytes | None], ops: list[tuple[str, str, str, 
     are (what image builders write, and what an overlay layer, holding only its own
     files, can represent): hardlinks to files of the same layer, whiteouts only of what
     lower layers have and this layer has not touched, nothing made again under a path
-    this layer whited out, each path named once."""
+    this layer whited out, each path named once, an opaque directory's own entry before
+    its marker. (Without that entry, a naive apply and an overlay diff disagree on
+    ``[dir a/a]`` then ``[a/a/.wh..wh..opq, a/.wh..wh..opq]``: the naive apply treats
+    a/a as lower content that ``a``'s marker removes, the overlay diff keeps the
+    directory it made for a/a's marker. Tree diffs never write that.)"""
     added: set[str] = set()
     before = set(state)
     whited: set[str] = set()
@@ -613,6 +617,9 @@ def _model_apply(state: dict[str, bytes | None], ops: list[tuple[str, str, str, 
             opaqued.add(path)
             for p in [p for p in state if p.startswith(path + "/") and p not in added]:
                 state.pop(p, None)
+            if as_diffs:  # a diff's opaque directory is one of its own entries
+                mark(path)
+                builder.dir(path)
             builder.whiteout(f"{path}/.wh..wh..opq")
 
 

@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from oci_storage.drivers import select_driver
@@ -38,6 +38,9 @@ def test_layer_chains_match_the_model(name: str) -> None:
     @settings(max_examples=30, deadline=None,
               suppress_health_check=[HealthCheck.too_slow])
     @given(st.lists(st.lists(_op, max_size=10), min_size=1, max_size=4))
+    # an opaque directory inside another, both made opaque by one layer (found here)
+    @example(layers=[[("dir", "a/a", "a", b"")],
+                     [("opaque", "a/a", "a", b""), ("opaque", "a", "a", b"")]])
     def check(layers: list[list[tuple[str, str, str, bytes]]]) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             driver = select_driver(tmp, name)
