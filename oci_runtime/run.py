@@ -114,9 +114,13 @@ def _store_name(image: str) -> tuple[str, str]:
     """The transport string to pull from and the name the image gets in the store: its
     docker reference, else ``localhost/<the transport details, sanitised>:latest``
     (podman names an ``oci:`` image after its path the same way)."""
+    if not _has_transport(image):  # a docker reference: no need to load the transports
+        from oci_image.spec.reference import Reference
+
+        return f"docker://{image}", str(Reference.parse(image).with_default_tag())
     from oci_image.transports import parse_image_name
 
-    source = image if _has_transport(image) else f"docker://{image}"
+    source = image
     docker_ref = parse_image_name(source).docker_reference()
     if docker_ref is not None:
         return source, str(docker_ref)
@@ -138,21 +142,39 @@ def _pull(source: str, name: str, store: Store, location: StoreLocation,
     copy_image(parse_image_name(source), dest, copy_options)
 
 
+def _local_names(image: str) -> tuple[str, ...]:
+    """podman's local names for a short name: ``app:v1`` is also ``localhost/app:v1``
+    (what ``podman build -t app:v1`` and ``podman tag`` store)."""
+    if _has_transport(image):
+        return ()
+    first, slash, _ = image.partition("/")
+    if slash and ("." in first or ":" in first or first == "localhost"):
+        return ()  # a domain of its own
+    from oci_image.spec.reference import Reference
+
+    with contextlib.suppress(ValueError):
+        return (str(Reference.parse(f"localhost/{image}").with_default_tag()),)
+    return ()
+
+
 def resolve_image(image: str, store: Store, location: StoreLocation, *,
                   pull: PullPolicy = "missing", copy_options: object | None = None
                   ) -> tuple[Image, str]:
     """The store's record of ``image`` (a name or ID in the store, or any transport
     string), pulled per ``pull`` (``copy_options``: an oci_image CopyOptions), and the
     name it goes by: its first name when found under the caller's own name or ID (else
-    ``image``), or the name it was stored or pulled under (:func:`_store_name`)."""
+    ``image``), or the name it was stored or pulled under (:func:`_store_name`). A
+    short name is looked for normalised (``busybox`` is
+    ``docker.io/library/busybox:latest``) and, as podman does, under ``localhost/``."""
     if pull != "always" and not _has_transport(image):
         with contextlib.suppress(ImageUnknownError):
             found = store.image(image)  # a name or ID in the store
             return found, (found.names[0] if found.names else image)
     source, name = _store_name(image)
-    if pull == "missing":
-        with contextlib.suppress(ImageUnknownError):
-            return store.image(name), name
+    if pull != "always":
+        for candidate in (name, *_local_names(image)):
+            with contextlib.suppress(ImageUnknownError):
+                return store.image(candidate), candidate
     if pull == "never":
         raise ImageUnknownError(f"image {image!r} is not in the store (pull=never)")
     _pull(source, name, store, location, copy_options)

@@ -90,8 +90,13 @@ def test_pull_then_run_with_the_image_config(setup: tuple[str, RunImageOptions, 
     # pulled once, under a name derived from the transport string; --rm left nothing
     with options.store.open() as store:
         assert len(store.images()) == 1
-        assert store.images()[0].names[0].startswith("localhost/")
+        stored = store.images()[0].names[0]
+        assert stored.startswith("localhost/")
         assert store.containers() == ()
+    # podman's short names: "NAME" (no domain, no tag) finds localhost/NAME:latest
+    short = stored.removeprefix("localhost/").removesuffix(":latest")
+    status, out = _run(short, [], options, tmp / "out3", pull="never")
+    assert (status, out) == (0, "hello from the image\n")
 
 
 def test_exit_status_and_overrides(setup: tuple[str, RunImageOptions, Path]) -> None:
