@@ -33,7 +33,6 @@ directory). Give the same LOCATIONS to every command of one installation.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -80,7 +79,30 @@ def _locations_parser() -> argparse.ArgumentParser:
     return loc
 
 
-def _parser() -> argparse.ArgumentParser:
+#: global options that take a value (to find the command word without a parser)
+_GLOBAL_VALUES = ("--root", "--runroot", "--storage-driver", "--runtime", "--runtime-root")
+
+
+def _command_word(argv: Sequence[str]) -> str | None:
+    """The subcommand ``argv`` names (``None``: none, or not sure)."""
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg in _GLOBAL_VALUES:
+            i += 2
+            continue
+        if arg.startswith("-"):
+            if arg.split("=", 1)[0] in _GLOBAL_VALUES or arg == "--debug":
+                i += 1
+                continue
+            return None  # -h, or something argparse should complain about
+        return arg
+    return None
+
+
+def _parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser, or with ``only`` the global options and that one subcommand
+    (what a run needs: building all of them costs milliseconds at every start)."""
     p = argparse.ArgumentParser(prog="python -m oci_runtime", description=(
         "Run OCI images from a containers/storage-compatible store with runc, and "
         "install them as systemd-managed system containers."))
@@ -92,6 +114,22 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--debug", action="store_true", help="debug logging and tracebacks")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    def wanted(*names: str) -> bool:
+        return only is None or only in names
+
+    if wanted("run"):
+        _add_run(sub)
+    if wanted("ps", "stop", "rm"):
+        _add_containers(sub)
+    if wanted("spec"):
+        s = sub.add_parser("spec", help="print runc's default config.json")
+        s.add_argument("--rootless", action="store_true")
+    if wanted("install", "update", "rollback", "uninstall", "list"):
+        _add_system_containers(sub)
+    return p
+
+
+def _add_run(sub: Any) -> None:
     r = sub.add_parser("run", help="run a command in a new container")
     r.add_argument("--rm", action="store_true", help="remove the container afterwards")
     r.add_argument("-d", "--detach", action="store_true",
@@ -114,6 +152,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("image", metavar="IMAGE")
     r.add_argument("args", nargs=argparse.REMAINDER, metavar="COMMAND")
 
+
+def _add_containers(sub: Any) -> None:
     ps = sub.add_parser("ps", help="list the store's containers and their runc status")
     ps.add_argument("--json", action="store_true", help="JSON instead of a table")
     st = sub.add_parser("stop", help="stop running containers (stop signal, then KILL)")
@@ -124,9 +164,8 @@ def _parser() -> argparse.ArgumentParser:
     rm.add_argument("-f", "--force", action="store_true", help="also running ones")
     rm.add_argument("containers", nargs="+", metavar="CONTAINER")
 
-    s = sub.add_parser("spec", help="print runc's default config.json")
-    s.add_argument("--rootless", action="store_true")
 
+def _add_system_containers(sub: Any) -> None:
     loc = _locations_parser()
     i = sub.add_parser("install", parents=[loc],
                        help="install an image as a systemd-managed system container")
@@ -162,7 +201,6 @@ def _parser() -> argparse.ArgumentParser:
 
     ls = sub.add_parser("list", parents=[loc], help="list installed system containers")
     ls.add_argument("--json", action="store_true", help="JSON instead of a table")
-    return p
 
 
 def _add_values(p: argparse.ArgumentParser) -> None:
@@ -453,6 +491,11 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+#: commands that leave logging unconfigured unless --debug (running a stored image does
+#: not import logging at all; a warning still reaches stderr through logging's
+#: last-resort handler, without the level and logger name)
+_QUIET_COMMANDS = ("run", "ps", "stop", "rm")
+
 _COMMANDS = {"spec": _cmd_spec, "run": _cmd_run, "ps": _cmd_ps, "stop": _cmd_stop,
              "rm": _cmd_rm, "install": _cmd_install,
              "update": _cmd_update, "rollback": _cmd_rollback,
@@ -460,9 +503,15 @@ _COMMANDS = {"spec": _cmd_spec, "run": _cmd_run, "ps": _cmd_ps, "stop": _cmd_sto
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = _command_word(argv)
+    args = _parser(command if command in _COMMANDS else None).parse_args(argv)
+    if args.debug or args.command not in _QUIET_COMMANDS:
+        import logging
+
+        logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
+                            format="%(levelname)s %(name)s: %(message)s",
+                            stream=sys.stderr)
     try:
         return _COMMANDS[args.command](args)
     except KeyboardInterrupt:

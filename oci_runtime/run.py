@@ -15,7 +15,6 @@ image already stored does not load the copy engine.
 from __future__ import annotations
 
 import contextlib
-import logging
 import re
 import shutil
 from collections.abc import Sequence
@@ -47,7 +46,6 @@ __all__ = [
     "stop_container",
 ]
 
-log = logging.getLogger("oci_runtime.run")
 
 _STOP_SIGNAL = "org.opencontainers.image.stopSignal"
 
@@ -138,7 +136,10 @@ def _pull(source: str, name: str, store: Store, location: StoreLocation,
     dest = parse_image_name(f"containers-storage:{location.transport_spec(store)}{name}")
     if copy_options is not None and not isinstance(copy_options, CopyOptions):
         raise TypeError("copy_options must be an oci_image.copy.CopyOptions")
-    log.info("pulling %s into %s as %s", source, store, name)
+    import logging  # (running a stored image does not load logging)
+
+    logging.getLogger("oci_runtime.run").info("pulling %s into %s as %s", source, store,
+                                              name)
     copy_image(parse_image_name(source), dest, copy_options)
 
 
