@@ -5,7 +5,8 @@ and manage system containers, as ``atomic install --system`` did.
                           [--runtime runc] [--runtime-root DIR]
         run [--rm | -d] [--name N] [--pull missing|always|never] [--tls-verify=false]
             [-t] [-e K=V] [-u USER] [-w DIR] [--entrypoint CMD] [--read-only]
-            [--hostname H] [--memory BYTES] [--pids-limit N]
+            [-v HOST:CTR[:ro]] [--tmpfs PATH] [--cap-add CAP] [--cap-drop CAP]
+            [--network none|host] [--hostname H] [--memory BYTES] [--pids-limit N]
             IMAGE [COMMAND [ARG...]]
         ps [--json]                  the store's containers and their runc status
         stop [-t SECONDS] CONTAINER...
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
     from .install import Installation, InstallOptions
     from .run import RunImageOptions, StoreLocation
     from .runc import Runc
+    from .spec import Mount
 
 __all__ = ["main"]
 
@@ -146,6 +148,15 @@ def _add_run(sub: Any) -> None:
     r.add_argument("-w", "--workdir", help="the working directory")
     r.add_argument("--entrypoint", help="replace the image's entrypoint")
     r.add_argument("--read-only", action="store_true", help="a read-only rootfs")
+    r.add_argument("-v", "--volume", action="append", default=[],
+                   metavar="HOST:CONTAINER[:ro|rw]", help="bind-mount a host path")
+    r.add_argument("--tmpfs", action="append", default=[], metavar="PATH",
+                   help="mount a tmpfs at PATH")
+    r.add_argument("--cap-add", action="append", default=[], metavar="CAP")
+    r.add_argument("--cap-drop", action="append", default=[], metavar="CAP")
+    r.add_argument("--network", "--net", choices=("none", "host"), default="none",
+                   help="none: a network namespace with loopback only (default); "
+                        "host: the host's")
     r.add_argument("--hostname")
     r.add_argument("--memory", type=int, metavar="BYTES", help="memory limit")
     r.add_argument("--pids-limit", type=int, metavar="N", help="process limit")
@@ -251,12 +262,30 @@ def _has_terminal() -> bool:
     return True
 
 
+def _volume(value: str) -> Mount:
+    """``-v HOST:CONTAINER[:ro|rw]`` as podman takes it (absolute paths; the host path
+    must exist: there are no named volumes)."""
+    from .spec import Mount
+
+    parts = value.split(":")
+    if len(parts) == 2:
+        parts.append("rw")
+    if len(parts) != 3 or parts[2] not in ("ro", "rw") \
+            or not all(os.path.isabs(p) for p in parts[:2]):
+        raise OCIRuntimeError(f"-v {value!r}: expected /HOST/PATH:/CONTAINER/PATH[:ro|rw] "
+                              "(named volumes are not supported)")
+    if not os.path.exists(parts[0]):
+        raise OCIRuntimeError(f"-v {value!r}: {parts[0]} does not exist")
+    return Mount.bind(parts[0], parts[1], read_only=parts[2] == "ro")
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     from .convert import (
         ConvertOptions,
         FilesystemOptions,
         ProcessOptions,
         ResourceLimits,
+        SecurityOptions,
     )
     from .run import RunImageOptions, run_image
 
@@ -266,7 +295,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
                              else None)
     convert = ConvertOptions(
         docker_compatible=True, process=process, hostname=args.hostname,
-        filesystem=FilesystemOptions(read_only=args.read_only),
+        filesystem=FilesystemOptions(read_only=args.read_only, tmpfs=args.tmpfs,
+                                     mounts=tuple(_volume(v) for v in args.volume)),
+        security=SecurityOptions(cap_add=args.cap_add, cap_drop=args.cap_drop),
+        namespaces={"network": None} if args.network == "host" else {},
         limits=ResourceLimits(memory=args.memory, pids=args.pids_limit))
     command = list(args.args)
     if command[:1] == ["--"]:

@@ -49,7 +49,7 @@ def _image(layout: Path, tag: str, greeting: str) -> str:
     builder.add_layer_from_files({
         "bin/busybox": FileEntry(data=busybox.read_bytes(), mode=0o755),
         **{f"bin/{a}": FileEntry(kind="symlink", linkname="busybox")
-           for a in ("sh", "echo", "tty", "stty")},
+           for a in ("sh", "echo", "tty", "stty", "cat", "touch")},
         "exports/service.template": SERVICE.encode(),
         "exports/manifest.json": json.dumps(
             {"defaultValues": {"GREETING": greeting}}).encode(),
@@ -266,3 +266,41 @@ def test_detached_run_ps_stop_rm(cli: list[str], tmp_path: Path) -> None:
     done = _run([*cli, "run", "-d", "--rm", image, "true"])
     assert done.returncode == 125
     assert "-d cannot be combined with --rm" in done.stderr
+
+
+def _interfaces(proc_net_dev: str) -> set[str]:
+    return {line.split(":")[0].strip() for line in proc_net_dev.splitlines()[2:]}
+
+
+def test_run_volumes_tmpfs_caps_network(cli: list[str], tmp_path: Path) -> None:
+    image = _image(tmp_path / "layout", "v", "x")
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "in").write_text("from the host\n")
+    script = ("cat /data/in; echo written > /data/out; touch /ro/x 2>&1; "
+              "cat /proc/mounts; cat /proc/self/status; cat /proc/net/dev")
+    done = _run([*cli, "run", "--rm", "-v", f"{data}:/data", "-v", f"{data}:/ro:ro",
+                 "--tmpfs", "/scratch", "--cap-drop", "ALL", "--cap-add", "NET_ADMIN",
+                 image, "sh", "-c", script])
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert out.startswith("from the host\n")
+    assert (data / "out").read_text() == "written\n"
+    assert "Read-only file system" in out
+    assert any(line.split()[1:3] == ["/scratch", "tmpfs"] for line in out.splitlines()
+               if len(line.split()) > 2)
+    caps = {k: int(v, 16) for k, v in (line.split(":\t") for line in out.splitlines()
+                                       if line.startswith("Cap"))}
+    assert caps["CapBnd"] == 1 << 12  # CAP_NET_ADMIN only
+    assert _interfaces(out[out.index("Inter-|"):]) == {"lo"}  # --network none
+
+    host = _run([*cli, "run", "--rm", "--network", "host", image, "cat", "/proc/net/dev"])
+    assert host.returncode == 0, host.stderr
+    host_interfaces = _interfaces(Path("/proc/net/dev").read_text())
+    assert host_interfaces != {"lo"}, "this host has no interface besides lo"
+    assert _interfaces(host.stdout) == host_interfaces
+
+    for bad in ("relative:/x", f"{data}:/x:rx", f"{tmp_path / 'missing'}:/x", "named:/x"):
+        done = _run([*cli, "run", "--rm", "-v", bad, image, "true"])
+        assert done.returncode == 125
+        assert done.stderr.startswith(f"Error: -v {bad!r}"), done.stderr
