@@ -1,6 +1,9 @@
 """oci_runtime: runtime-spec bundles from image configs, a runc/crun wrapper, the
 pull -> store -> run flow, and systemd-managed system containers (docs/runtime-spec.md,
-docs/runc.md, docs/runtime.md, docs/system-containers.md)."""
+docs/runc.md, docs/runtime.md, docs/system-containers.md).
+
+The installer's ``install`` function is not exported here: ``oci_runtime.install`` is its
+module (``from oci_runtime.install import install``)."""
 
 from typing import TYPE_CHECKING, Any
 
@@ -27,7 +30,6 @@ if TYPE_CHECKING:
         Installation,
         InstallOptions,
         get_installation,
-        install,
         list_installed,
         rollback,
         uninstall,
@@ -58,7 +60,7 @@ _EXPORTS = {
     "PreparedContainer": "run", "prepare_container": "run", "remove_container": "run",
     "stop_container": "run", "Spec": "spec", "Runc": "runc",
     "Installation": "install", "InstallOptions": "install",
-    "get_installation": "install", "install": "install", "list_installed": "install",
+    "get_installation": "install", "list_installed": "install",
     "rollback": "install", "uninstall": "install", "update": "install",
     "ContainerNotFoundError": "errors", "InstallError": "errors",
     "OCIRuntimeError": "errors", "RuncError": "errors", "RuncNotFoundError": "errors",
@@ -89,7 +91,6 @@ __all__ = [
     "default_spec",
     "get_installation",
     "harden",
-    "install",
     "list_installed",
     "prepare_container",
     "remove_container",

@@ -34,6 +34,7 @@ directory). Give the same LOCATIONS to every command of one installation.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 from collections.abc import Sequence
@@ -270,13 +271,34 @@ def _volume(value: str) -> Mount:
     parts = value.split(":")
     if len(parts) == 2:
         parts.append("rw")
-    if len(parts) != 3 or parts[2] not in ("ro", "rw") \
-            or not all(os.path.isabs(p) for p in parts[:2]):
+    if len(parts) != 3 or not all(os.path.isabs(p) for p in parts[:2]):
         raise OCIRuntimeError(f"-v {value!r}: expected /HOST/PATH:/CONTAINER/PATH[:ro|rw] "
                               "(named volumes are not supported)")
+    if parts[2] not in ("ro", "rw"):
+        raise OCIRuntimeError(f"-v {value!r}: unsupported option {parts[2]!r} (ro or rw)")
     if not os.path.exists(parts[0]):
         raise OCIRuntimeError(f"-v {value!r}: {parts[0]} does not exist")
     return Mount.bind(parts[0], parts[1], read_only=parts[2] == "ro")
+
+
+def _tmpfs(value: str) -> Mount:
+    """``--tmpfs PATH[:OPTIONS]`` as podman takes it (``/scratch:rw,size=64m``)."""
+    from .spec import Mount
+
+    path, _, opts = value.partition(":")
+    if not os.path.isabs(path):
+        raise OCIRuntimeError(f"--tmpfs {value!r}: the path must be absolute")
+    # podman's defaults first; a later option wins in mount(8) (``exec`` after ``noexec``)
+    return Mount.tmpfs(path, ["rw", "nosuid", "nodev", "noexec", "relatime",
+                              *(o for o in opts.split(",") if o)])
+
+
+def _host_network_files() -> list[Mount]:
+    """With the host's network, its resolver and hosts files (read-only), as podman."""
+    from .spec import Mount
+
+    return [Mount.bind(f, f, read_only=True, recursive=False)
+            for f in ("/etc/resolv.conf", "/etc/hosts") if os.path.exists(f)]
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -295,8 +317,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
                              else None)
     convert = ConvertOptions(
         docker_compatible=True, process=process, hostname=args.hostname,
-        filesystem=FilesystemOptions(read_only=args.read_only, tmpfs=args.tmpfs,
-                                     mounts=tuple(_volume(v) for v in args.volume)),
+        filesystem=FilesystemOptions(
+            read_only=args.read_only,
+            mounts=(*(_volume(v) for v in args.volume), *(_tmpfs(t) for t in args.tmpfs),
+                    *(_host_network_files() if args.network == "host" else ()))),
         security=SecurityOptions(cap_add=args.cap_add, cap_drop=args.cap_drop),
         namespaces={"network": None} if args.network == "host" else {},
         limits=ResourceLimits(memory=args.memory, pids=args.pids_limit))
@@ -322,7 +346,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     try:
         options.runc.run(prepared.id, prepared.bundle.path, RunOptions(detach=True))
     except BaseException:
-        remove_container(prepared.id, options)
+        with contextlib.suppress(OCIError, OSError):  # the start's error is the one to see
+            remove_container(prepared.id, options)
         raise
     print(prepared.id)
     return 0
@@ -449,9 +474,15 @@ def _default_name(image: str) -> str:
     from .run import _has_transport
 
     rest = image.partition(":")[2] if _has_transport(image) else image
+    if rest.startswith("["):  # containers-storage:[DRIVER@ROOT+RUN]NAME
+        rest = rest.partition("]")[2]
     rest = rest.lstrip("/").split("@", 1)[0]
-    base = rest.rstrip("/").rsplit("/", 1)[-1]
-    return base.split(":", 1)[0] or image
+    base = rest.rstrip("/").rsplit("/", 1)[-1].split(":", 1)[0]
+    for suffix in (".tar.gz", ".tgz", ".tar"):  # oci-archive:/x/etcd.tar
+        if base.endswith(suffix) and len(base) > len(suffix):
+            base = base[:-len(suffix)]
+            break
+    return base or image
 
 
 def _report(verb: str, inst: Installation) -> None:

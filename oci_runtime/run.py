@@ -29,9 +29,9 @@ from oci_storage.records import Image
 from oci_storage.store import Store
 
 from ._process import ProcessIO
-from .bundle import Bundle
+from .bundle import CONFIG_NAME, Bundle
 from .convert import ConvertOptions, spec_from_image
-from .errors import ContainerNotFoundError, OCIRuntimeError
+from .errors import ContainerNotFoundError, OCIRuntimeError, RuncError
 from .runc import Runc, RunOptions
 
 __all__ = [
@@ -85,7 +85,9 @@ class RunImageOptions:
     * ``name``: the container's name in the store; ``remove``: delete it afterwards.
     * ``io``: the container's stdio (default: the caller's own fds).
     * ``bundle_dir``: where to write the bundle (default: the container's run
-      directory in the store's run root, as podman's ``userdata``).
+      directory in the store's run root, as podman's ``userdata``). Removing the
+      container removes only its ``config.json`` from a directory given here (and the
+      directory when that leaves it empty).
     """
 
     store: StoreLocation
@@ -229,10 +231,16 @@ def _prepare(store: Store, image: str, command: Sequence[str], options: RunImage
 
 
 def _remove(store: Store, container_id: str, options: RunImageOptions) -> None:
+    bundle_dir = _bundle_dir(store, container_id, options)
     store.unmount(container_id, force=True)
     store.delete_container(container_id, force=True)
-    bundle_dir = _bundle_dir(store, container_id, options)
-    shutil.rmtree(bundle_dir, ignore_errors=True)
+    if options.bundle_dir is None:
+        shutil.rmtree(bundle_dir, ignore_errors=True)  # ours, in the container's run dir
+    else:  # the caller's directory: only what we wrote, and the directory if now empty
+        with contextlib.suppress(FileNotFoundError):
+            (bundle_dir / CONFIG_NAME).unlink()
+        with contextlib.suppress(OSError):
+            bundle_dir.rmdir()
 
 
 def prepare_container(image: str, command: Sequence[str] = (),
@@ -264,8 +272,9 @@ def stop_container(container_id: str, options: RunImageOptions, *,
                    timeout: float = 10.0, stop_signal: int | str | None = None) -> bool:
     """``podman stop``: send the container's stop signal (``stop_signal``, else the
     ``org.opencontainers.image.stopSignal`` annotation of its config, else SIGTERM),
-    wait up to ``timeout`` seconds for it to stop, then SIGKILL it. Returns whether it
-    was running. ``container_id`` is an ID or name in the store."""
+    wait up to ``timeout`` seconds for it to stop, then SIGKILL every process and wait
+    until runc reports it stopped. Returns whether it was running. ``container_id`` is
+    an ID or name in the store."""
     import time
 
     with options.store.open() as store:
@@ -282,20 +291,36 @@ def stop_container(container_id: str, options: RunImageOptions, *,
             spec = Bundle(Path(state.bundle)).load_config()
             if spec.annotations is not None:
                 stop_signal = spec.annotations.get(_STOP_SIGNAL, stop_signal)
-    if state.status == "paused":
-        options.runc.resume(cid)
-    with contextlib.suppress(ContainerNotFoundError):
-        options.runc.kill(cid, stop_signal)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    def stopped() -> bool:
         try:
-            if options.runc.state(cid).status == "stopped":
-                return True
+            return options.runc.state(cid).status == "stopped"
         except ContainerNotFoundError:
             return True
-        time.sleep(0.05)
-    with contextlib.suppress(ContainerNotFoundError):
-        options.runc.kill(cid, "KILL", all_processes=True)
+
+    def kill(sig: int | str, all_processes: bool = False) -> None:
+        try:
+            options.runc.kill(cid, sig, all_processes=all_processes)
+        except ContainerNotFoundError:
+            pass
+        except RuncError:
+            if not stopped():  # else it exited meanwhile ("container not running")
+                raise
+
+    def wait(seconds: float) -> bool:
+        deadline = time.monotonic() + seconds
+        while not stopped():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
+    if state.status == "paused":
+        options.runc.resume(cid)
+    kill(stop_signal)
+    if not wait(timeout):
+        kill("KILL", all_processes=True)
+        if not wait(5.0):
+            raise OCIRuntimeError(f"container {container_id} did not stop after SIGKILL")
     return True
 
 

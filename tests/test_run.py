@@ -130,7 +130,10 @@ def test_masked_and_read_only_paths_and_limits(setup: tuple[str, RunImageOptions
                              limits=ResourceLimits(memory=64 << 20, pids=32))
     script = ("stat -c %t:%T /proc/timer_list; cat /proc/keys | wc -c; ls -A /sys/firmware | wc -l;"
               " (echo 1 > /proc/sys/vm/drop_caches) 2>&1;"
-              " cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max")
+              " if [ -f /sys/fs/cgroup/memory.max ]; then"  # cgroup v2 (own namespace)
+              " cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max; else"
+              " cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/pids/pids.max;"
+              " fi")
     status, out = _run(src, ["sh", "-c", script], options, tmp / "o", convert=convert)
     lines = out.splitlines()
     assert status == 0, out
@@ -242,3 +245,25 @@ def test_prepare_start_detached_stop_remove(setup: tuple[str, RunImageOptions, P
         assert store.containers() == ()
         run_dirs = store.container_run_dir("x").parent.parent  # <runroot>/overlay-containers
         assert not run_dirs.exists() or list(run_dirs.iterdir()) == []
+
+
+def test_a_callers_bundle_dir_keeps_its_other_files(setup: tuple[str, RunImageOptions, Path]
+                                                    ) -> None:
+    import attrs
+
+    from oci_runtime.errors import UserNotFoundError
+
+    src, options, tmp = setup
+    mine = tmp / "mine"
+    mine.mkdir()
+    (mine / "keep").write_text("the caller's\n")
+    options = attrs.evolve(options, bundle_dir=str(mine))
+    with pytest.raises(UserNotFoundError):
+        _run(src, [], options, tmp / "o1",
+             convert=ConvertOptions(process=ProcessOptions(user="nobody-here")))
+    status, out = _run(src, [], options, tmp / "o2")
+    assert (status, out) == (0, "hello from the image\n")
+    assert sorted(os.listdir(mine)) == ["keep"]  # our config.json went, theirs stayed
+    empty = tmp / "empty"
+    _run(src, [], attrs.evolve(options, bundle_dir=str(empty)), tmp / "o3")
+    assert not empty.exists()  # made by us, left empty: removed

@@ -40,7 +40,7 @@ WantedBy=multi-user.target
 """
 
 
-def _image(layout: Path, tag: str, greeting: str) -> str:
+def _image(layout: Path, tag: str, greeting: str, *, stop_signal: str = "") -> str:
     busybox = Path("/bin/busybox")
     if not busybox.is_file():
         busybox = Path(require("busybox"))
@@ -56,7 +56,8 @@ def _image(layout: Path, tag: str, greeting: str) -> str:
         "exports/hostfs/usr/local/bin/hello-ctl": FileEntry(
             data=b"#!/bin/sh\necho $GREETING\n", mode=0o755),
     })
-    builder.config(cmd=["/bin/sh", "-c", "echo hi"], env=["PATH=/bin"])
+    builder.config(cmd=["/bin/sh", "-c", "echo hi"], env=["PATH=/bin"],
+                   stop_signal=stop_signal)
     builder.build().write_to(f"oci:{layout}:{tag}")
     return f"oci:{layout}:{tag}"
 
@@ -154,6 +155,7 @@ def test_install_list_update_rollback_uninstall(cli: list[str], tmp_path: Path) 
     text = unit.read_text()
     assert "Description=hello says bonjour" in text
     assert "After=network-online.target" in text.split("[Service]")[0]
+    assert "Wants=network-online.target" in text.split("[Service]")[0]
     assert (host / "usr/local/bin/hello-ctl").read_text() == "#!/bin/sh\necho $GREETING\n"
     verify = subprocess.run(["systemd-analyze", "verify", "--man=no", str(unit)],
                             capture_output=True, text=True, check=False,
@@ -203,6 +205,8 @@ def test_install_list_update_rollback_uninstall(cli: list[str], tmp_path: Path) 
     ("registry.example:5000/team/flanneld@sha256:" + "a" * 64, "flanneld"),
     ("localhost/busybox", "busybox"),
     ("oci:/srv/images/etcd-layout:v1", "etcd-layout"),
+    ("oci-archive:/srv/images/flanneld.tar", "flanneld"),
+    ("containers-storage:[overlay@/var/lib/s+/run/s]localhost/app:v1", "app"),
 ])
 def test_default_name_is_the_repository_basename(image: str, name: str) -> None:
     assert _default_name(image) == name
@@ -219,9 +223,12 @@ def _alive(pid: int) -> bool:
 
 def test_detached_run_ps_stop_rm(cli: list[str], tmp_path: Path) -> None:
     image = _image(tmp_path / "layout", "d", "x")
+    usr1 = _image(tmp_path / "layout", "usr1", "x", stop_signal="SIGUSR1")
     loop = "while true; do sleep 1 & wait $!; done"
-    done = _run([*cli, "run", "-d", "--name", "polite", image, "sh", "-c",
-                 f"trap 'exit 0' TERM; {loop}"])
+    log = tmp_path / "log"
+    log.mkdir()
+    done = _run([*cli, "run", "-d", "--name", "polite", "-v", f"{log}:/log", image, "sh",
+                 "-c", f"trap 'echo TERM > /log/polite; exit 0' TERM; {loop}"])
     assert done.returncode == 0, done.stderr
     polite = done.stdout.strip()
     assert len(polite) == 64
@@ -229,6 +236,13 @@ def test_detached_run_ps_stop_rm(cli: list[str], tmp_path: Path) -> None:
     done = _run([*cli, "run", "-d", "--name", "stubborn", image, "sh", "-c",
                  f"trap '' TERM; {loop}"])
     assert done.returncode == 0, done.stderr
+    # the image's StopSignal (SIGUSR1) is what stop sends
+    done = _run([*cli, "run", "-d", "--name", "usr1", "-v", f"{log}:/log", usr1, "sh",
+                 "-c", f"trap 'echo USR1 > /log/usr1; exit 0' USR1; {loop}"])
+    assert done.returncode == 0, done.stderr
+    assert _run([*cli, "stop", "-t", "5", "usr1"]).returncode == 0
+    assert (log / "usr1").read_text() == "USR1\n"
+    assert _run([*cli, "rm", "usr1"]).returncode == 0
 
     rows = {r["names"][0]: r for r in json.loads(_run([*cli, "ps", "--json"]).stdout)}
     assert {n: r["status"] for n, r in rows.items()} == {"polite": "running",
@@ -246,6 +260,7 @@ def test_detached_run_ps_stop_rm(cli: list[str], tmp_path: Path) -> None:
     done = _run([*cli, "stop", "-t", "1", "polite", "stubborn"])
     assert (done.returncode, done.stdout) == (0, "polite\nstubborn\n"), done.stderr
     assert time.monotonic() - started >= 1  # stubborn needed the SIGKILL
+    assert (log / "polite").read_text() == "TERM\n"  # polite stopped on SIGTERM
     statuses = {r["names"][0]: r["status"]
                 for r in json.loads(_run([*cli, "ps", "--json"]).stdout)}
     assert statuses == {"polite": "stopped", "stubborn": "stopped"}
@@ -280,27 +295,39 @@ def test_run_volumes_tmpfs_caps_network(cli: list[str], tmp_path: Path) -> None:
     script = ("cat /data/in; echo written > /data/out; touch /ro/x 2>&1; "
               "cat /proc/mounts; cat /proc/self/status; cat /proc/net/dev")
     done = _run([*cli, "run", "--rm", "-v", f"{data}:/data", "-v", f"{data}:/ro:ro",
-                 "--tmpfs", "/scratch", "--cap-drop", "ALL", "--cap-add", "NET_ADMIN",
+                 "--tmpfs", "/scratch", "--tmpfs", "/small:size=1m,mode=0700",
+                 "--cap-drop", "ALL", "--cap-add", "NET_ADMIN",
                  image, "sh", "-c", script])
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert out.startswith("from the host\n")
     assert (data / "out").read_text() == "written\n"
     assert "Read-only file system" in out
-    assert any(line.split()[1:3] == ["/scratch", "tmpfs"] for line in out.splitlines()
-               if len(line.split()) > 2)
+    mounts = {f[1]: f for f in (line.split() for line in out.splitlines()) if len(f) == 6}
+    assert mounts["/scratch"][2] == "tmpfs"
+    assert "noexec" in mounts["/scratch"][3].split(",")
+    assert {"size=1024k", "mode=700"} <= set(mounts["/small"][3].split(","))
     caps = {k: int(v, 16) for k, v in (line.split(":\t") for line in out.splitlines()
                                        if line.startswith("Cap"))}
     assert caps["CapBnd"] == 1 << 12  # CAP_NET_ADMIN only
     assert _interfaces(out[out.index("Inter-|"):]) == {"lo"}  # --network none
 
-    host = _run([*cli, "run", "--rm", "--network", "host", image, "cat", "/proc/net/dev"])
-    assert host.returncode == 0, host.stderr
-    host_interfaces = _interfaces(Path("/proc/net/dev").read_text())
-    assert host_interfaces != {"lo"}, "this host has no interface besides lo"
-    assert _interfaces(host.stdout) == host_interfaces
-
     for bad in ("relative:/x", f"{data}:/x:rx", f"{tmp_path / 'missing'}:/x", "named:/x"):
         done = _run([*cli, "run", "--rm", "-v", bad, image, "true"])
         assert done.returncode == 125
         assert done.stderr.startswith(f"Error: -v {bad!r}"), done.stderr
+    done = _run([*cli, "run", "--rm", "--tmpfs", "relative", image, "true"])
+    assert (done.returncode, done.stderr) == (
+        125, "Error: --tmpfs 'relative': the path must be absolute\n")
+
+    # the host's network: its interfaces, its resolver configuration
+    host = _run([*cli, "run", "--rm", "--network", "host", image, "sh", "-c",
+                 "cat /proc/net/dev; echo ---; cat /etc/resolv.conf"])
+    assert host.returncode == 0, host.stderr
+    net_dev, resolv = host.stdout.split("---\n")
+    if Path("/etc/resolv.conf").exists():
+        assert resolv == Path("/etc/resolv.conf").read_text()
+    host_interfaces = _interfaces(Path("/proc/net/dev").read_text())
+    if host_interfaces == {"lo"}:
+        pytest.skip("this host has no network interface besides lo to compare")
+    assert _interfaces(net_dev) == host_interfaces
