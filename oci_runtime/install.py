@@ -9,7 +9,9 @@ Layout (``checkouts`` defaults to /var/lib/containers/atomic)::
                              hostfs/ info
     <checkouts>/<name>.1/    the other deployment (after an update)
     <checkouts>/.<name>.N.replaced/      the deployment an update is replacing (until
-                                         the new one is active)
+                                         the new one is active; left only by a crash,
+                                         and then sorted out by the next update,
+                                         rollback or uninstall: see _recover)
     <unit_dir>/<name>.service            (or <quadlet_dir>/<name>.container)
     <tmpfiles_dir>/<name>.conf
     <host_root>/...                      the image's /exports/hostfs files
@@ -26,10 +28,18 @@ Activation is undone on failure: every host file, the unit and the tmpfiles.d fi
 changed with a backup (a hard link) until the ``<checkouts>/<name>`` symlink is
 switched, so a failed install, update or rollback leaves the previous state in place.
 
+``update`` pulls the image again, except an image that exists only in the store (a
+``containers-storage:`` reference, an image ID, a ``localhost/`` name): that is looked
+up in the store again. With ``systemctl`` set, a Quadlet installation's service is
+``NAME.service`` (what Quadlet generates from ``NAME.container``).
+
 :func:`install`, :func:`update`, :func:`rollback`, :func:`uninstall`,
 :func:`list_installed` and :func:`get_installation` are the API; every one takes an
 :class:`InstallOptions` and raises :class:`~oci_runtime.errors.InstallError` (or an
-:class:`~oci_image.errors.OCIError` of the pull or the store).
+:class:`~oci_image.errors.OCIError` of the pull or the store): a file that cannot be
+read, written or renamed (an ``OSError``) and a ``systemctl`` or ``systemd-tmpfiles``
+that fails or does not finish in :data:`_COMMAND_TIMEOUT` seconds are
+``InstallError`` too, naming what failed.
 """
 
 from __future__ import annotations
@@ -52,8 +62,11 @@ from typing import TYPE_CHECKING, Any, Final
 
 import attrs
 
+from oci_image.errors import ManifestNotFoundError, OCIError
 from oci_image.spec import FrozenDict, ImageConfig
+from oci_image.spec.reference import Reference
 from oci_storage.errors import ImageUnknownError
+from oci_storage.records import Image
 from oci_storage.store import Store
 
 from . import _units
@@ -61,7 +74,7 @@ from ._templates import all_process_capabilities, host_ids, identifiers, substit
 from .bundle import CONFIG_NAME, write_atomic
 from .convert import ConvertOptions, FilesystemOptions, ProcessOptions, spec_from_image
 from .errors import InstallError, SpecError
-from .run import StoreLocation, resolve_image
+from .run import StoreLocation, _has_transport, _local_names, resolve_image
 from .spec import Spec
 
 if TYPE_CHECKING:
@@ -84,6 +97,9 @@ INFO_NAME: Final = "info"
 #: the largest /exports file read into memory (templates, manifest)
 _TEMPLATE_LIMIT = 1 << 20
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}")
+_IMAGE_ID_RE = re.compile(r"[0-9a-f]{64}")
+#: seconds ``systemctl`` and ``systemd-tmpfiles`` may take before they are killed
+_COMMAND_TIMEOUT: float = 120
 #: variables the installer always sets (``--set`` cannot change them)
 FORCED_VARIABLES: Final = ("NAME", "DESTDIR", "EXEC_START", "EXEC_STOP", "EXEC_STARTPRE",
                            "EXEC_STOPPOST", "HOST_UID", "HOST_GID", "IMAGE_ID",
@@ -122,7 +138,8 @@ class InstallOptions:
     * ``tmpfiles_command``: run as ``CMD --create FILE`` after writing the tmpfiles.d
       file (``--remove`` on uninstall); ``None`` to leave that to the caller.
     * ``systemctl``: when set, ``daemon-reload``, ``enable``, ``try-restart`` and
-      ``disable --now`` are run with it (only where systemd is PID 1).
+      ``disable --now`` are run with it (only where systemd is PID 1); for a Quadlet
+      installation ``try-restart`` and ``stop`` of ``NAME.service`` (no ``enable``).
     """
 
     store: StoreLocation
@@ -324,8 +341,27 @@ def _decode(data: bytes, what: str) -> str:
         raise InstallError(f"{what} is not UTF-8: {exc}") from None
 
 
+@contextlib.contextmanager
+def _os_errors(what: str) -> Iterator[None]:
+    """An ``OSError`` (a file the installer could not read, write, rename or remove)
+    raised inside as an :class:`InstallError` saying what failed."""
+    try:
+        yield
+    except OSError as exc:
+        if isinstance(exc, OCIError):
+            raise
+        raise InstallError(f"{what}: {exc}") from exc
+
+
 def _run(argv: list[str], what: str) -> None:
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=120, check=False)
+    try:
+        result = subprocess.run(argv, capture_output=True, text=True,
+                                timeout=_COMMAND_TIMEOUT, check=False)
+    except subprocess.TimeoutExpired:
+        raise InstallError(f"{what}: {' '.join(argv)} did not finish within "
+                           f"{_COMMAND_TIMEOUT:g} seconds (killed)") from None
+    except OSError as exc:
+        raise InstallError(f"{what}: cannot run {argv[0]}: {exc}") from exc
     if result.returncode != 0:
         raise InstallError(f"{what}: {' '.join(argv)} failed ({result.returncode}): "
                            f"{result.stderr.strip()}")
@@ -350,14 +386,104 @@ def _tmpfiles(options: InstallOptions, mode: str, path: Path) -> None:
 # pull and checkout
 
 
-def _pull(image: str, store: Store, options: InstallOptions, *, always: bool
+def _pull(image: str, store: Store, options: InstallOptions, *, again: bool
           ) -> tuple[str, str, str]:
-    """``image`` in the store (pulled when missing, or always): its store name, ID and
-    manifest digest."""
-    found, name = resolve_image(image, store, options.store,
-                                pull="always" if always else "missing",
-                                copy_options=options.copy_options)
-    return name, found.id, found.digest
+    """``image`` in the store: its store name, ID and manifest digest. For an install
+    (``again`` false) it is pulled when the store lacks it; for an update it is pulled
+    again, unless it exists only locally (:func:`_local_image`): then it is looked up
+    in the store again, so an image rebuilt under the same name is picked up."""
+    found: tuple[Image, str] | None = None
+    if again:
+        found = _local_image(image, store, options)
+    if found is None:
+        with _os_errors(f"pulling {image}"):
+            found = resolve_image(image, store, options.store,
+                                  pull="always" if again else "missing",
+                                  copy_options=options.copy_options)
+    record, name = found
+    return name, record.id, record.digest
+
+
+def _local_image(image: str, store: Store, options: InstallOptions
+                 ) -> tuple[Image, str] | None:
+    """The store's current record of ``image`` and its name, when the image exists only
+    in the store and cannot be pulled: a ``containers-storage:`` reference (to this
+    store, or with no store given), an image ID or unique ID prefix, a name in the
+    ``localhost`` domain (what ``podman build`` makes), or a short name the store has
+    only as ``localhost/NAME`` (as :func:`~oci_runtime.run.resolve_image` finds it).
+    ``None`` for anything else (a registry, an ``oci:`` layout, an archive, another
+    store): that is pulled again. :class:`InstallError` when a local image is gone."""
+    if _has_transport(image):
+        transport, _, details = image.partition(":")
+        if transport != "containers-storage":
+            return None
+        return _stored_reference(image, details, store, options)
+    if not _is_local_name(image, store):
+        return None
+    try:
+        return resolve_image(image, store, options.store, pull="never")
+    except ImageUnknownError as exc:
+        raise InstallError(f"image {image!r} is not in the store (an image that exists "
+                           f"only locally is looked up there, not pulled): {exc}") from exc
+
+
+def _is_local_name(image: str, store: Store) -> bool:
+    """Whether ``image`` (no transport) names an image that exists only locally."""
+    if _IMAGE_ID_RE.fullmatch(image):
+        return True
+    if len(image) >= 3 and re.fullmatch(r"[0-9a-f]+", image):
+        with contextlib.suppress(ImageUnknownError):
+            if store.image(image).id.startswith(image):
+                return True  # a unique ID prefix
+    try:
+        ref = Reference.parse(image)
+    except ValueError:
+        return False
+    if ref.domain == "localhost":
+        return True
+    local = _local_names(image)
+    if not local:
+        return False
+    if _in_store(store, str(ref.with_default_tag())):
+        return False  # docker.io/library/NAME: pulled from docker.io
+    return any(_in_store(store, name) for name in local)
+
+
+def _in_store(store: Store, ref: str) -> bool:
+    try:
+        store.image(ref)
+    except ImageUnknownError:
+        return False
+    return True
+
+
+def _stored_reference(image: str, details: str, store: Store, options: InstallOptions
+                      ) -> tuple[Image, str] | None:
+    """A ``containers-storage:[STORE]NAME`` reference resolved in ``store`` again when
+    it names ``store`` or no store; ``None`` when it names another store (that one is
+    copied from again)."""
+    from oci_image.transports import parse_image_name
+    from oci_storage.transport import StorageReference
+
+    rest = details
+    if details.startswith("["):
+        given = parse_image_name(image)
+        spec = given.spec if isinstance(given, StorageReference) else None
+        if spec is not None and spec.graphroot and \
+                os.path.realpath(spec.graphroot) != os.path.realpath(store.graphroot):
+            return None
+        rest = details[details.index("]") + 1:]
+    ref = parse_image_name(f"containers-storage:{options.store.transport_spec(store)}{rest}")
+    if not isinstance(ref, StorageReference):  # pragma: no cover -- the transport's own
+        return None
+    try:
+        found = ref.resolve(store)
+    except ManifestNotFoundError as exc:
+        raise InstallError(f"image {image!r} is not in the store (an image that exists "
+                           f"only locally is looked up there, not pulled): {exc}") from exc
+    name = str(ref.named) if ref.named is not None else (
+        found.names[0] if found.names else found.id)
+    return found, name
 
 
 def _checkout(store: Store, options: InstallOptions, image_id: str, rootfs: Path
@@ -615,6 +741,11 @@ def _unit_file_name(ctx: _Context, quadlet: bool) -> str:
 
 def _deploy(ctx: _Context, store: Store, options: InstallOptions) -> None:
     """Fill ``ctx.directory``: rootfs, config.json, unit, tmpfiles, hostfs, info."""
+    with _os_errors(f"preparing deployment {ctx.directory}"):
+        _fill_deployment(ctx, store, options)
+
+
+def _fill_deployment(ctx: _Context, store: Store, options: InstallOptions) -> None:
     ctx.directory.mkdir(mode=0o755)
     rootfs = ctx.directory / "rootfs"
     config = _checkout(store, options, ctx.image_id, rootfs)
@@ -962,13 +1093,20 @@ def _switch_symlink(name: str, n: int, options: InstallOptions) -> None:
 # the API
 
 
+def _service_name(unit_path: Path) -> str:
+    """The systemd unit a unit file makes: Quadlet generates ``NAME.service`` from
+    ``NAME.container`` (systemd has no ``.container`` units)."""
+    return f"{unit_path.stem}.service" if unit_path.suffix == ".container" \
+        else unit_path.name
+
+
 def install(image: str, name: str, options: InstallOptions) -> Installation:
     """Install ``image`` (any transport string, or a name in the store) as the system
     container ``name``: pull (when the store lacks it), check out to ``<name>.0``,
     write config.json, the unit, the tmpfiles.d file and the host files, and point
     ``<checkouts>/<name>`` at the deployment. On failure nothing is left behind."""
     _check_name(name)
-    with _locked(options):
+    with _os_errors(f"installing {name}"), _locked(options):
         if _active(name, options) is not None or any(
                 os.path.lexists(_deployment_dir(name, n, options)) for n in (0, 1)):
             raise InstallError(f"system container {name} is already installed")
@@ -978,7 +1116,7 @@ def install(image: str, name: str, options: InstallOptions) -> Installation:
             if os.path.lexists(path):
                 raise InstallError(f"{path} already exists")
         with options.store.open() as store:
-            image_name, image_id, digest = _pull(image, store, options, always=False)
+            image_name, image_id, digest = _pull(image, store, options, again=False)
             ctx = _Context(name=name, n=0, directory=_deployment_dir(name, 0, options),
                            image=image, image_name=image_name, image_id=image_id,
                            digest=digest, values=options.values, uuid=str(uuid.uuid4()),
@@ -1003,24 +1141,134 @@ def _aside(name: str, n: int, options: InstallOptions) -> Path:
     return Path(options.checkouts) / f".{name}.{n}.replaced"
 
 
+def _backup_of(path: Path) -> Path:
+    """The hard link :class:`_Journal` keeps of a file it replaces or removes."""
+    return path.parent / f".{path.name}.install-old"
+
+
+def _owned_paths(info: Mapping[str, Any], options: InstallOptions, key: str
+                 ) -> dict[Path, str | None]:
+    """A deployment's host files (``key``: ``hostfs-files`` or ``installed-files``) ->
+    their checksums, and its unit and tmpfiles.d file -> ``None``."""
+    out: dict[Path, str | None] = {_host_path(options, target): digest
+                                   for target, digest in info.get(key, {}).items()}
+    for field in ("unit", "tmpfiles"):
+        if info.get(field):
+            out[Path(info[field])] = None
+    return out
+
+
+def _recover(name: str, active: int, options: InstallOptions) -> None:
+    """Clean up after an update that was interrupted by a crash (a failed update cleans
+    up after itself). ``.<name>.<N>.replaced`` is the deployment that update was
+    replacing: when ``N`` is the active deployment the update got past its switch, and
+    it and the activation's ``.install-old`` backups are dropped (and the previous
+    deployment's host files the new one lacks removed, as the update would have);
+    otherwise the update never switched, so its host changes are put back from the
+    backups, the half-made deployment removed and the replaced one put back (it stays
+    the rollback target)."""
+    for n in (0, 1):
+        aside = _aside(name, n, options)
+        if not os.path.lexists(aside):
+            continue
+        directory = _deployment_dir(name, n, options)
+        other = _deployment_dir(name, 1 - n, options)
+        if n == active:
+            log.warning("%s: finishing an update to deployment %d that was interrupted "
+                        "after its switch", name, n)
+            with contextlib.suppress(InstallError):
+                _finish_interrupted(_read_info(directory), _read_info(other), options)
+            shutil.rmtree(aside)
+            continue
+        log.warning("%s: undoing an update to deployment %d that was interrupted before "
+                    "its switch", name, n)
+        if (directory / INFO_NAME).is_file():
+            with contextlib.suppress(InstallError):
+                _undo_interrupted(_read_info(directory), _read_info(other), options)
+        if os.path.lexists(directory):
+            shutil.rmtree(directory)
+        os.rename(aside, directory)
+
+
+def _finish_interrupted(new: Mapping[str, Any], previous: Mapping[str, Any],
+                        options: InstallOptions) -> None:
+    """What an activation of ``new`` does after its switch, when it was interrupted
+    there: drop the ``.install-old`` backups it kept and remove the host files of the
+    ``previous`` deployment that ``new`` lacks (only unchanged ones)."""
+    for info in (new, previous):
+        for path in _owned_paths(info, options, "installed-files"):
+            try:
+                os.unlink(_backup_of(path))
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                log.warning("could not remove %s: %s", _backup_of(path), exc)
+    _remove_host_files(previous.get("installed-files", {}),
+                       new.get("installed-files", {}), options)
+    _remove_empty_dirs(previous.get("installed-dirs", ()), options)
+
+
+def _undo_interrupted(info: Mapping[str, Any], active: Mapping[str, Any],
+                      options: InstallOptions) -> None:
+    """Put back what an activation of the deployment ``info`` that never reached its
+    switch changed on the host (``active`` is the deployment still active): each file
+    it replaced or removed from its ``.install-old`` backup; each file it created (not
+    the active deployment's, and still as it wrote it) removed, with the directories it
+    recorded creating when they are empty. Problems are logged."""
+    owned = _owned_paths(active, options, "installed-files")
+    deployment = _deployment_dir(info["name"], int(info["deployment"]), options)
+    rendered: dict[Path, str | None] = {}
+    for target, digest in info.get("hostfs-files", {}).items():
+        rendered[_host_path(options, target)] = digest
+    if info.get("unit") and info.get("unit-file"):
+        rendered[Path(info["unit"])] = _digest_or_none(deployment / info["unit-file"])
+    if info.get("tmpfiles"):
+        rendered[Path(info["tmpfiles"])] = _digest_or_none(
+            deployment / f"tmpfiles-{info['name']}.conf")
+    for path in [*rendered, *(p for p in owned if p not in rendered)]:
+        backup = _backup_of(path)
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path.parent / f".{path.name}.install-tmp")
+            if os.path.lexists(backup):
+                os.replace(backup, path)
+            elif path not in owned and os.path.lexists(path) and \
+                    rendered.get(path) is not None and \
+                    _file_digest(path) == rendered[path]:
+                os.unlink(path)
+        except OSError as exc:
+            log.warning("could not restore %s: %s", path, exc)
+    created = set(info.get("installed-dirs", ())) - set(active.get("installed-dirs", ()))
+    _remove_empty_dirs(created, options)
+
+
+def _digest_or_none(path: Path) -> str | None:
+    try:
+        return _file_digest(path)
+    except OSError:
+        return None
+
+
 def update(name: str, options: InstallOptions, image: str | None = None, *,
            force: bool = False) -> Installation:
-    """Pull the image again (or ``image``, a rebase), check it out into the other
-    deployment, regenerate its files with the recorded ``--set`` values updated by
-    ``options.values``, and switch to it. When neither the image nor the values changed
-    the installation is left as it is (unless ``force``)."""
+    """Pull the image again (or ``image``, a rebase; an image that exists only in the
+    store is looked up there again instead, see :func:`_local_image`), check it out into
+    the other deployment, regenerate its files with the recorded ``--set`` values
+    updated by ``options.values``, and switch to it. When neither the image nor the
+    values changed the installation is left as it is (unless ``force``)."""
     _check_name(name)
-    with _locked(options):
+    with _os_errors(f"updating {name}"), _locked(options):
         active = _active(name, options)
         if active is None:
             raise InstallError(f"system container {name} is not installed")
+        _recover(name, active, options)
         current = Installation.from_info(_deployment_dir(name, active, options))
         values = FrozenDict({**current.values, **options.values})
         # the unit stays what it is (a Quadlet file does not turn into a .service)
         options = attrs.evolve(options, quadlet=current.quadlet)
         with options.store.open() as store:
             image_name, image_id, digest = _pull(image or current.image, store, options,
-                                                 always=True)
+                                                 again=True)
             if not force and image_id == current.image_id and values == current.values:
                 log.info("%s: latest version already installed", name)
                 return current
@@ -1033,7 +1281,6 @@ def update(name: str, options: InstallOptions, image: str | None = None, *,
                 requires=options.requires or current.requires,
                 after=options.after or current.after, wants=options.wants or current.wants)
             aside = _aside(name, other, options)
-            shutil.rmtree(aside, ignore_errors=True)  # left by a crash
             if os.path.lexists(directory):
                 os.rename(directory, aside)
             try:
@@ -1050,7 +1297,7 @@ def update(name: str, options: InstallOptions, image: str | None = None, *,
             shutil.rmtree(aside, ignore_errors=True)
         _systemctl(options, "daemon-reload")
         if installation.unit_path is not None:
-            _systemctl(options, "try-restart", installation.unit_path.name)
+            _systemctl(options, "try-restart", _service_name(installation.unit_path))
         log.info("updated %s to %s (deployment %d)", name, image_id, other)
         return installation
 
@@ -1058,34 +1305,34 @@ def update(name: str, options: InstallOptions, image: str | None = None, *,
 def rollback(name: str, options: InstallOptions) -> Installation:
     """Switch back to the other deployment (its unit, tmpfiles.d file and host files)."""
     _check_name(name)
-    with _locked(options):
+    with _os_errors(f"rolling back {name}"), _locked(options):
         active = _active(name, options)
         if active is None:
             raise InstallError(f"system container {name} is not installed")
+        _recover(name, active, options)
         other = 1 - active
-        aside = _aside(name, other, options)
-        if os.path.isdir(aside) and not os.path.lexists(_deployment_dir(name, other,
-                                                                        options)):
-            os.rename(aside, _deployment_dir(name, other, options))  # an update crashed
         if not (_deployment_dir(name, other, options) / INFO_NAME).is_file():
             raise InstallError(f"system container {name} has no previous deployment to "
                                "roll back to")
         installation = _activate(name, other, active, options)
         _systemctl(options, "daemon-reload")
         if installation.unit_path is not None:
-            _systemctl(options, "try-restart", installation.unit_path.name)
+            _systemctl(options, "try-restart", _service_name(installation.unit_path))
         log.info("rolled %s back to deployment %d", name, other)
         return installation
 
 
 def uninstall(name: str, options: InstallOptions, *, remove_image: bool = False) -> None:
-    """Remove the unit (first, so it cannot restart), the tmpfiles.d file, the host files
-    (unless changed since), both deployments and the symlink; with ``remove_image``
-    also the images of both deployments from the store, unless another installation
-    uses them. State the container wrote to host directories is kept."""
+    """Stop the service and remove the unit (first, so it cannot restart), the tmpfiles.d
+    file, the host files (unless changed since), both deployments and the symlink; with
+    ``remove_image`` also the images of both deployments from the store, unless another
+    installation or a container in the store uses them. State the container wrote to
+    host directories is kept."""
     _check_name(name)
-    with _locked(options):
+    with _os_errors(f"uninstalling {name}"), _locked(options):
         active = _active(name, options)
+        if active is not None:
+            _recover(name, active, options)
         dirs = [d for d in (_deployment_dir(name, n, options) for n in (0, 1))
                 if os.path.lexists(d)]
         if active is None and not dirs:
@@ -1095,9 +1342,11 @@ def uninstall(name: str, options: InstallOptions, *, remove_image: bool = False)
             if active is not None else None
         if current is not None and current.get("unit"):
             unit = Path(current["unit"])
-            if unit.suffix == ".service":
-                with contextlib.suppress(InstallError):
+            with contextlib.suppress(InstallError):
+                if unit.suffix == ".service":
                     _systemctl(options, "disable", "--now", unit.name)
+                else:  # Quadlet: its generated unit cannot be enabled or disabled
+                    _systemctl(options, "stop", _service_name(unit))
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(unit)
             _systemctl(options, "daemon-reload")
@@ -1123,9 +1372,17 @@ def uninstall(name: str, options: InstallOptions, *, remove_image: bool = False)
 
 
 def _remove_images(name: str, image_ids: set[str], options: InstallOptions) -> None:
+    """Delete ``image_ids`` from the store but those another installation uses (its
+    active deployment) or a container in the store was created from (``run -d``,
+    podman, a Quadlet service: containers/storage refuses to delete those)."""
     in_use = {i.image_id for i in list_installed(options) if i.name != name}
     with options.store.open() as store:
+        used_by = {c.image: c.id for c in store.containers()}
         for image_id in sorted(image_ids - in_use):
+            if image_id in used_by:
+                log.warning("%s: image %s is used by container %s in the store; not "
+                            "removed", name, image_id, used_by[image_id])
+                continue
             with contextlib.suppress(ImageUnknownError):
                 store.delete_image(image_id)
 

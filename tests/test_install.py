@@ -6,12 +6,16 @@ uninstall leaving nothing behind."""
 
 from __future__ import annotations
 
+import importlib
 import json
+import logging
 import os
+import pickle
 import re
 import shlex
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -44,6 +48,8 @@ from .peers import require, require_root, run_tool
 from .test_store import CONTAINERS_CONF
 
 PLAIN = OpenOptions(registry=RegistryOptions(tls_verify=False))
+#: the module (``oci_runtime.install`` the attribute could be taken for the function)
+install_module = importlib.import_module("oci_runtime.install")
 
 # ---------------------------------------------------------------------------------------
 # images
@@ -842,6 +848,9 @@ _hostile("rename-dotdot-from-a-variable", r"renamed to '/etc/\.\./\.\./x'", HOST
           "defaultValues": {"UP": "../.."}})
 _hostile("rename-to-the-root", r"renamed to the host root itself", HOSTFS_CONF,
          {"renameFiles": {"/etc/hostile/a.conf": "//"}})
+# an OSError while rendering (here ENAMETOOLONG) is an InstallError naming the step
+_hostile("rename-name-too-long", r"preparing deployment \S*/bad\.0: .*File name too long",
+         HOSTFS_CONF, {"renameFiles": {"/etc/hostile/a.conf": "/etc/" + "x" * 300}})
 _hostile("rename-collision", r"both go to /etc/hostile/b\.conf",
          {**HOSTFS_CONF, "exports/hostfs/etc/hostile/b.conf": b"b\n"},
          {"renameFiles": {"/etc/hostile/a.conf": "/etc/hostile/b.conf"}})
@@ -903,6 +912,250 @@ def test_systemctl_calls(env: Env, tmp_path: Path) -> None:
     assert calls.read_text().splitlines() == [
         "daemon-reload", "enable etcd.service", "daemon-reload", "try-restart etcd.service",
         "disable --now etcd.service", "daemon-reload"]
+
+    # Quadlet: systemd knows the unit Quadlet generates, etcd.service (not
+    # etcd.container); it cannot be enabled, and is stopped on uninstall
+    calls.unlink()
+    quadlet = attrs.evolve(options, quadlet=True)
+    install(ref, "etcd", quadlet)
+    env.push(etcd_image("v3"), "etcd")
+    update("etcd", quadlet)
+    rollback("etcd", quadlet)
+    uninstall("etcd", quadlet)
+    assert calls.read_text().splitlines() == [
+        "daemon-reload",
+        "daemon-reload", "try-restart etcd.service",
+        "daemon-reload", "try-restart etcd.service",
+        "stop etcd.service", "daemon-reload"]
+
+
+# ---------------------------------------------------------------------------------------
+# images that exist only in the store (podman build, an image ID): updated from the
+# store, never pulled
+
+
+def store_image(options: InstallOptions, image: BuiltImage, name: str) -> str:
+    """Copy ``image`` into the installation's store as ``name`` (the name moves off any
+    image that had it, as ``podman build -t NAME`` does); its ID."""
+    with options.store.open() as store:
+        spec = options.store.transport_spec(store)
+    image.write_to(f"containers-storage:{spec}{name}")
+    with options.store.open() as store:
+        return store.image(name).id
+
+
+def test_update_local_image(env: Env) -> None:
+    """An image built locally (``localhost/...``) has no registry to pull from: update
+    looks the name up in the store again."""
+    options = env.options
+    before = env.snapshot()
+    id1 = store_image(options, etcd_image("v1"), "localhost/etcd:v1")
+    inst = install("localhost/etcd:v1", "etcd", options)
+    assert (inst.image_id, inst.image_name) == (id1, "localhost/etcd:v1")
+    assert update("etcd", options) == inst  # up to date, nothing pulled
+
+    # rebuilt under the same name: the new image is picked up
+    unit = Path(options.unit_dir) / "etcd.service"
+    id2 = store_image(options, etcd_image("v2"), "localhost/etcd:v1")
+    assert id2 != id1
+    updated = update("etcd", options)
+    assert (updated.deployment, updated.image_id) == (1, id2)
+    assert "Description=etcd-like v2 (etcd)" in unit.read_text()
+    assert update("etcd", options).deployment == 1
+
+    # a rebase to another local image
+    id3 = store_image(options, etcd_image("v3"), "localhost/etcd-next:v3")
+    rebased = update("etcd", options, image="localhost/etcd-next:v3")
+    assert (rebased.deployment, rebased.image_id) == (0, id3)
+    assert rebased.image == "localhost/etcd-next:v3"
+    assert "Description=etcd-like v3 (etcd)" in unit.read_text()
+    assert update("etcd", options).image_id == id3  # the rebase sticks
+    assert rollback("etcd", options).image_id == id2
+
+    # a local image that is gone is an error, not a pull from a registry at "localhost"
+    with options.store.open() as store:
+        store.delete_image(id2)
+    state = _state_of(env)
+    with pytest.raises(InstallError, match=r"'localhost/etcd:v1' is not in the store "
+                                           r"\(an image that exists only locally"):
+        update("etcd", options)
+    assert _state_of(env) == state
+
+    uninstall("etcd", options, remove_image=True)  # v3 and v2: v1 was in neither
+    with options.store.open() as store:
+        assert [i.id for i in store.images()] == [id1]
+    assert env.snapshot() == before
+
+
+def flanneld_v2_image() -> BuiltImage:
+    builder = _builder()
+    builder.config(cmd=["/bin/sh", "-c", "echo flanneld v2"], env=["PATH=/bin"])
+    return builder.build()
+
+
+def test_update_local_image_forms(env: Env) -> None:
+    """Every way to name a local image: a ``containers-storage:`` reference (to this
+    store, or none), an image ID or unique ID prefix, a short name the store has only
+    as ``localhost/NAME``. None is pulled on update; an ID stays that image."""
+    options = env.options
+    before = env.snapshot()
+    id1 = store_image(options, flanneld_image(), "localhost/flanneld:v1")
+    with options.store.open() as store:
+        spec = options.store.transport_spec(store)
+    by_name = {"by-cs-ref": f"containers-storage:{spec}localhost/flanneld:v1",
+               "by-cs-ref-no-store": "containers-storage:localhost/flanneld:v1",
+               "by-short-name": "flanneld:v1"}
+    by_id = {"by-id": id1, "by-id-prefix": id1[:12],
+             "by-cs-id": f"containers-storage:{spec}@{id1}"}
+    for name, image in {**by_name, **by_id}.items():
+        inst = install(image, name, options)
+        assert inst.image_id == id1, name
+        assert update(name, options) == inst, name  # up to date, nothing pulled
+    id2 = store_image(options, flanneld_v2_image(), "localhost/flanneld:v1")
+    for name in by_name:
+        updated = update(name, options)
+        assert (updated.deployment, updated.image_id) == (1, id2), name
+    for name in by_id:
+        assert get_installation(name, options).image_id == id1
+        assert update(name, options).deployment == 0, name
+    for name in (*by_name, *by_id):
+        uninstall(name, options, remove_image=True)
+    with options.store.open() as store:
+        assert store.images() == ()
+    assert env.snapshot() == before
+
+
+def test_remove_image_keeps_images_used_by_containers(
+        env: Env, caplog: pytest.LogCaptureFixture) -> None:
+    """``uninstall(remove_image=True)`` leaves an image a store container was created
+    from (``run -d``, podman): containers/storage refuses to delete those."""
+    ref = env.push(flanneld_image(), "flanneld")
+    inst = install(ref, "flanneld", env.options)
+    with env.options.store.open() as store:
+        container = store.create_container(inst.image_id, name="other-user")
+    with caplog.at_level(logging.WARNING, logger="oci_runtime.install"):
+        uninstall("flanneld", env.options, remove_image=True)
+    assert f"image {inst.image_id} is used by container {container.id}" in caplog.text
+    with env.options.store.open() as store:
+        assert store.image(inst.image_id).id == inst.image_id
+        assert store.container(container.id).image == inst.image_id
+        store.delete_container(container.id)
+    # without the container the image goes
+    install(ref, "flanneld", env.options)
+    uninstall("flanneld", env.options, remove_image=True)
+    with env.options.store.open() as store:
+        assert store.images() == ()
+
+
+def test_command_timeout(env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A ``systemd-tmpfiles`` (or ``systemctl``) that hangs is killed and the step fails
+    with an InstallError; the install is undone."""
+    ref = env.push(etcd_image("v1"), "etcd")
+    slow = tmp_path / "slow-tmpfiles"
+    slow.write_text("#!/bin/sh\nexec sleep 60\n")
+    slow.chmod(0o755)
+    monkeypatch.setattr(install_module, "_COMMAND_TIMEOUT", 0.5)
+    before = env.snapshot()
+    began = time.monotonic()
+    with pytest.raises(InstallError, match=r"tmpfiles: \S*/slow-tmpfiles --create \S*/"
+                                           r"etcd\.conf did not finish within 0\.5 seconds"):
+        install(ref, "etcd", attrs.evolve(env.options, tmpfiles_command=str(slow)))
+    assert time.monotonic() - began < 30
+    assert env.snapshot() == before
+    # systemctl too (after the install is complete: it stays installed)
+    slow_systemctl = tmp_path / "slow-systemctl"
+    slow_systemctl.write_text("#!/bin/sh\nexec sleep 60\n")
+    slow_systemctl.chmod(0o755)
+    with pytest.raises(InstallError, match=r"systemctl: \S*/slow-systemctl daemon-reload "
+                                           r"did not finish"):
+        install(ref, "etcd", attrs.evolve(env.options, systemctl=str(slow_systemctl)))
+    uninstall("etcd", env.options)
+    assert env.snapshot() == before
+
+
+def _crash_during_update(options: InstallOptions, where: str) -> None:
+    """Run ``update("etcd", options)`` in another process that dies (``os._exit``, no
+    clean-up) when it calls ``where`` (``_switch_symlink``, ``_Journal.commit``)."""
+    script = ("import importlib, os, pickle, sys\n"
+              "m = importlib.import_module('oci_runtime.install')\n"
+              "def crash(*args, **kwargs):\n"
+              "    os._exit(86)\n"
+              f"m.{where} = crash\n"
+              "m.update('etcd', pickle.loads(sys.stdin.buffer.read()))\n"
+              "sys.exit(1)\n")
+    result = subprocess.run([sys.executable, "-c", script], input=pickle.dumps(options),
+                            capture_output=True, timeout=300, check=False)
+    assert result.returncode == 86, result.stderr.decode(errors="replace")
+
+
+def _leftovers(env: Env) -> list[str]:
+    return sorted(p for p in _state_of(env) if ".install-old" in p or ".replaced" in p)
+
+
+def test_update_interrupted_by_a_crash(env: Env) -> None:
+    """An update that dies (not fails) leaves its work half done; the next rollback or
+    update sorts it out first, so rollback goes to the real previous deployment, not
+    to the one the crashed update never activated."""
+    options = env.options
+    checkouts = Path(options.checkouts)
+    host = Path(options.host_root)
+    unit = Path(options.unit_dir) / "etcd.service"
+    new_file = host / "opt/etcd-like/new/file"
+    id1 = store_image(options, etcd_image("v1"), "localhost/etcd:latest")
+    install("localhost/etcd:latest", "etcd", options)
+    id2 = store_image(options, etcd_image("v2"), "localhost/etcd:latest")
+    assert update("etcd", options).deployment == 1
+    state = _state_of(env)  # v2 active, v1 the rollback target
+    v3 = etcd_image("v3", extra={"exports/hostfs/opt/etcd-like/new/file": b"v3 only\n"})
+    id3 = store_image(options, v3, "localhost/etcd:latest")
+
+    # 1. dies at the switch: host files, unit, tmpfiles.d and info of etcd.0 (v3) are
+    # written, v1 is aside; the symlink still says etcd.1
+    _crash_during_update(options, "_switch_symlink")
+    assert os.readlink(checkouts / "etcd") == "etcd.1"
+    assert (checkouts / ".etcd.0.replaced").is_dir()
+    assert json.loads((checkouts / "etcd.0/info").read_text())["image-id"] == id3
+    assert "v3" in unit.read_text()
+    assert new_file.exists()
+    assert _leftovers(env)
+    back = rollback("etcd", options)  # to v1, the real previous deployment
+    assert (back.deployment, back.image_id) == (0, id1)
+    assert "Description=etcd-like v1 (etcd)" in unit.read_text()
+    assert not (host / "opt").exists()
+    assert _leftovers(env) == []
+    assert rollback("etcd", options).image_id == id2
+    assert _state_of(env) == state
+
+    # 2. the same crash, then an update: it starts from the state before the crash
+    _crash_during_update(options, "_switch_symlink")
+    updated = update("etcd", options)
+    assert (updated.deployment, updated.image_id) == (0, id3)
+    assert new_file.read_text() == "v3 only\n"
+    assert _leftovers(env) == []
+    assert rollback("etcd", options).image_id == id2
+    assert not (host / "opt").exists()
+    assert update("etcd", options).image_id == id3
+
+    # 3. dies just after the switch: the update is done but for its clean-up
+    assert rollback("etcd", options).image_id == id2
+    _crash_during_update(options, "_Journal.commit")
+    assert os.readlink(checkouts / "etcd") == "etcd.0"
+    assert (checkouts / ".etcd.0.replaced").is_dir()
+    assert _leftovers(env)
+    assert rollback("etcd", options).image_id == id2
+    assert _leftovers(env) == []
+    assert not (host / "opt").exists()
+    assert rollback("etcd", options).image_id == id3
+
+    # 4. dies before rendering (etcd.1 moved aside, nothing in its place); uninstall
+    # sorts it out too
+    store_image(options, etcd_image("v4"), "localhost/etcd:latest")
+    _crash_during_update(options, "_deploy")
+    assert (checkouts / ".etcd.1.replaced").is_dir()
+    assert not (checkouts / "etcd.1").exists()
+    uninstall("etcd", options, remove_image=True)
+    assert _state_of(env) == {"host_root:etc": "dir",
+                              "host_root:etc/hostname": b"the host's own file\n"}
 
 
 def test_names_and_unit_text() -> None:
