@@ -11,7 +11,8 @@ Layout (``checkouts`` defaults to /var/lib/containers/atomic)::
     <checkouts>/.<name>.N.replaced/      the deployment an update is replacing (until
                                          the new one is active; left only by a crash,
                                          and then sorted out by the next update,
-                                         rollback or uninstall: see _recover)
+                                         rollback or uninstall: see
+                                         :mod:`oci_runtime._recovery`)
     <unit_dir>/<name>.service            (or <quadlet_dir>/<name>.container)
     <tmpfiles_dir>/<name>.conf
     <host_root>/...                      the image's /exports/hostfs files
@@ -40,6 +41,13 @@ up in the store again. With ``systemctl`` set, a Quadlet installation's service 
 read, written or renamed (an ``OSError``) and a ``systemctl`` or ``systemd-tmpfiles``
 that fails or does not finish in :data:`_COMMAND_TIMEOUT` seconds are
 ``InstallError`` too, naming what failed.
+
+This module holds the options and models, the pull and checkout, rendering a
+deployment, its activation and the API; its parts are :mod:`oci_runtime._exports` (the
+image's ``/exports``, read as untrusted input), :mod:`oci_runtime._hostfiles` (the
+host files: checks, copies, removal, the undo journal), :mod:`oci_runtime._checkouts`
+(where the deployments and their ``info`` records are) and
+:mod:`oci_runtime._recovery` (an update interrupted by a crash).
 """
 
 from __future__ import annotations
@@ -47,13 +55,10 @@ from __future__ import annotations
 import contextlib
 import datetime
 import fcntl
-import hashlib
-import json
 import logging
 import os
 import re
 import shutil
-import stat
 import subprocess
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
@@ -70,6 +75,18 @@ from oci_storage.records import Image
 from oci_storage.store import Store
 
 from . import _units
+from ._checkouts import INFO_NAME as INFO_NAME
+from ._checkouts import deployment_dir, read_info, replaced_dir, tmpfiles_copy, write_info
+from ._exports import decode, read_exported, read_manifest, render_hostfs
+from ._hostfiles import (
+    Journal,
+    check_host_files,
+    copy_host_files,
+    host_path,
+    remove_empty_dirs,
+    remove_host_files,
+)
+from ._recovery import recover
 from ._templates import all_process_capabilities, host_ids, identifiers, substitute
 from .bundle import CONFIG_NAME, write_atomic
 from .convert import ConvertOptions, FilesystemOptions, ProcessOptions, spec_from_image
@@ -93,9 +110,6 @@ __all__ = [
 
 log = logging.getLogger("oci_runtime.install")
 
-INFO_NAME: Final = "info"
-#: the largest /exports file read into memory (templates, manifest)
-_TEMPLATE_LIMIT = 1 << 20
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]{0,127}")
 _IMAGE_ID_RE = re.compile(r"[0-9a-f]{64}")
 #: seconds ``systemctl`` and ``systemd-tmpfiles`` may take before they are killed
@@ -195,10 +209,7 @@ class Installation:
 
     @classmethod
     def from_info(cls, directory: Path) -> Installation:
-        try:
-            info = json.loads((directory / INFO_NAME).read_text())
-        except (OSError, ValueError) as exc:
-            raise InstallError(f"{directory / INFO_NAME}: cannot read: {exc}") from exc
+        info = read_info(directory)
         return cls(
             name=info["name"], deployment=int(info["deployment"]), path=directory,
             image=info["image"], image_name=info["image-name"], image_id=info["image-id"],
@@ -219,10 +230,6 @@ def _check_name(name: str) -> None:
     if not _NAME_RE.fullmatch(name) or re.search(r"\.[0-9]+$", name):
         raise InstallError(f"invalid system container name {name!r} (letters, digits, "
                            "'_.@-'; not ending in .<number>)")
-
-
-def _deployment_dir(name: str, n: int, options: InstallOptions) -> Path:
-    return Path(options.checkouts) / f"{name}.{n}"
 
 
 def _active(name: str, options: InstallOptions) -> int | None:
@@ -254,91 +261,6 @@ def _locked(options: InstallOptions) -> Iterator[None]:
 
 def _now() -> str:
     return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
-
-
-def _file_digest(path: Path) -> str:
-    """What a host file is, to tell later whether it was changed: ``sha256:HEX`` for a
-    regular file, ``symlink:TARGET`` for a symlink, ``other:MODE`` for anything else."""
-    st = os.lstat(path)
-    if stat.S_ISLNK(st.st_mode):
-        return "symlink:" + os.readlink(path)
-    if not stat.S_ISREG(st.st_mode):
-        return f"other:{stat.S_IFMT(st.st_mode):o}"
-    h = hashlib.sha256()
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    with os.fdopen(fd, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return "sha256:" + h.hexdigest()
-
-
-def _host_path(options: InstallOptions, target: str) -> Path:
-    return Path(options.host_root) / target.lstrip("/")
-
-
-def _within(path: str, root: str) -> bool:
-    return path == root or path.startswith(root.rstrip("/") + "/")
-
-
-def _read_exported(rootfs: Path, rel: str) -> bytes | None:
-    """``rootfs/rel`` (a file the image exports), or ``None`` when it is missing.
-
-    The path is walked one component at a time relative to directory descriptors with
-    ``O_NOFOLLOW``, so an image cannot make the installer read a host file through a
-    symlink (``/exports -> /etc``, ``service.template -> /etc/shadow``: both refused);
-    the file must be a regular file (a FIFO or device is refused, and ``O_NONBLOCK``
-    keeps even a raced-in FIFO from blocking the open) of at most
-    :data:`_TEMPLATE_LIMIT` bytes."""
-    parts = Path(rel).parts
-    fd = os.open(rootfs, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        for i, part in enumerate(parts):
-            shown = "/" + "/".join(parts[:i + 1])
-            try:
-                st = os.stat(part, dir_fd=fd, follow_symlinks=False)
-            except FileNotFoundError:
-                return None
-            last = i == len(parts) - 1
-            if stat.S_ISLNK(st.st_mode):
-                raise InstallError(f"/{rel}: {shown} is a symlink in the image; refusing "
-                                   "to follow it")
-            if not last and not stat.S_ISDIR(st.st_mode):
-                raise InstallError(f"/{rel}: {shown} in the image is not a directory")
-            if last and not stat.S_ISREG(st.st_mode):
-                raise InstallError(f"/{rel} in the image is not a regular file")
-            flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | (
-                os.O_NONBLOCK | os.O_NOCTTY if last else os.O_DIRECTORY)
-            try:
-                child = os.open(part, flags, dir_fd=fd)
-            except OSError as exc:
-                raise InstallError(f"/{rel}: cannot open {shown} in the image: "
-                                   f"{exc.strerror}") from None
-            os.close(fd)
-            fd = child
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise InstallError(f"/{rel} in the image is not a regular file")
-        if st.st_size > _TEMPLATE_LIMIT:
-            raise InstallError(f"/{rel} in the image is larger than {_TEMPLATE_LIMIT} "
-                               "bytes")
-        chunks = []
-        size = 0
-        while size <= _TEMPLATE_LIMIT and (chunk := os.read(fd, 1 << 16)):
-            chunks.append(chunk)
-            size += len(chunk)
-        if size > _TEMPLATE_LIMIT:
-            raise InstallError(f"/{rel} in the image is larger than {_TEMPLATE_LIMIT} "
-                               "bytes")
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
-
-
-def _decode(data: bytes, what: str) -> str:
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InstallError(f"{what} is not UTF-8: {exc}") from None
 
 
 @contextlib.contextmanager
@@ -533,32 +455,6 @@ def _runc_argv(options: InstallOptions) -> list[str]:
     return argv
 
 
-def _manifest(rootfs: Path) -> dict[str, Any]:
-    raw = _read_exported(rootfs, "exports/manifest.json")
-    if raw is None:
-        return {}
-    try:
-        manifest = json.loads(raw)
-    except (ValueError, RecursionError) as exc:
-        raise InstallError(f"/exports/manifest.json is not valid JSON: {exc}") from None
-    if not isinstance(manifest, dict):
-        raise InstallError("/exports/manifest.json must be a JSON object")
-    for key in ("defaultValues", "renameFiles"):
-        mapping = manifest.get(key, {})
-        if not isinstance(mapping, dict) or not all(
-                isinstance(k, str) and isinstance(v, str) for k, v in mapping.items()):
-            raise InstallError(f"/exports/manifest.json: {key} must map strings to "
-                               "strings")
-    templated = manifest.get("installedFilesTemplate", [])
-    if not isinstance(templated, list) or not all(isinstance(t, str) for t in templated):
-        raise InstallError("/exports/manifest.json: installedFilesTemplate must be a list "
-                           "of paths")
-    if not isinstance(manifest.get("noContainerService", False), bool):
-        raise InstallError("/exports/manifest.json: noContainerService must be true or "
-                           "false")
-    return manifest
-
-
 def _values(ctx: _Context, options: InstallOptions, manifest: Mapping[str, Any],
             service_template: str | None) -> dict[str, str]:
     uid, gid = host_ids()
@@ -599,8 +495,8 @@ def _values(ctx: _Context, options: InstallOptions, manifest: Mapping[str, Any],
 
 def _spec(ctx: _Context, rootfs: Path, config: ImageConfig, values: Mapping[str, str]
           ) -> Spec:
-    template = _read_exported(rootfs, "exports/config.json.template")
-    literal = _read_exported(rootfs, "exports/config.json") if template is None else None
+    template = read_exported(rootfs, "exports/config.json.template")
+    literal = read_exported(rootfs, "exports/config.json") if template is None else None
     if template is None and literal is None:
         convert = ConvertOptions(
             filesystem=FilesystemOptions(read_only=True),
@@ -608,11 +504,11 @@ def _spec(ctx: _Context, rootfs: Path, config: ImageConfig, values: Mapping[str,
             ref_name=ctx.image_name)
         return spec_from_image(config, rootfs, convert)
     if template is not None:
-        text = substitute(_decode(template, "/exports/config.json.template"), values,
+        text = substitute(decode(template, "/exports/config.json.template"), values,
                           source="/exports/config.json.template")
     else:
         assert literal is not None
-        text = _decode(literal, "/exports/config.json")
+        text = decode(literal, "/exports/config.json")
     try:
         spec = Spec.from_json(text)
     except SpecError as exc:
@@ -639,104 +535,8 @@ def _missing_bind_sources(spec: Spec) -> list[str]:
     return out
 
 
-def _hostfs_target(rel: str, renames: Mapping[str, str], values: Mapping[str, str]
-                   ) -> str:
-    """Where the image's ``/exports/hostfs{rel}`` goes on the host (``renameFiles``
-    applied): an absolute, normalized path; ``..`` anywhere is refused rather than
-    clamped, so ``../../x`` cannot quietly become ``/x``."""
-    target = rel
-    if rel in renames:
-        target = substitute(renames[rel], values,
-                            source=f"/exports/manifest.json renameFiles[{rel}]")
-    if "\0" in target:
-        raise InstallError(f"hostfs file {rel} renamed to {target!r}: a NUL byte")
-    if ".." in target.split("/"):
-        raise InstallError(f"hostfs file {rel} renamed to {target!r}: a path with '..' "
-                           "could escape the host root")
-    target = os.path.normpath("/" + target.lstrip("/"))
-    if target == "/":
-        raise InstallError(f"hostfs file {rel} renamed to the host root itself")
-    return target
-
-
-def _render_hostfs(ctx: _Context, rootfs: Path, manifest: Mapping[str, Any],
-                   values: Mapping[str, str]) -> dict[str, str]:
-    """Copy the image's /exports/hostfs into ``<deployment>/hostfs`` as it will be on the
-    host (renameFiles applied, installedFilesTemplate files substituted); the target
-    paths and their checksums. Symlinks are copied as symlinks, never followed; devices
-    and FIFOs are skipped; no file may go below another one (a file installed through
-    a symlink the image also installs could land anywhere)."""
-    exports = rootfs / "exports"
-    source_root = exports / "hostfs"
-    for path in (exports, source_root):
-        try:
-            st = os.lstat(path)
-        except FileNotFoundError:
-            return {}
-        if stat.S_ISLNK(st.st_mode):
-            raise InstallError(f"/{path.relative_to(rootfs)} is a symlink in the image; "
-                               "refusing to follow it")
-        if not stat.S_ISDIR(st.st_mode):
-            if path == source_root:
-                raise InstallError("/exports/hostfs in the image is not a directory")
-            return {}
-    templated = set(manifest.get("installedFilesTemplate", ()))
-    renames: Mapping[str, str] = manifest.get("renameFiles", {})
-    sources: dict[str, Path] = {}  # target -> source
-    for dirpath, dirnames, filenames in os.walk(source_root):
-        here = Path(dirpath)
-        entries = filenames + [d for d in dirnames if (here / d).is_symlink()]
-        for entry in sorted(entries):
-            src = here / entry
-            mode = os.lstat(src).st_mode
-            rel = "/" + src.relative_to(source_root).as_posix()
-            if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
-                log.warning("%s: /exports/hostfs%s is not a regular file or symlink; "
-                            "not installed", ctx.name, rel)
-                continue
-            target = _hostfs_target(rel, renames, values)
-            if target in sources:
-                raise InstallError(f"hostfs files {sources[target]} and {rel} both go "
-                                   f"to {target}")
-            sources[target] = src
-    for target in sources:
-        parent = os.path.dirname(target)
-        while parent != "/":
-            if parent in sources:
-                raise InstallError(f"hostfs file {target} would be installed below "
-                                   f"{parent}, which the image installs as a file or "
-                                   "symlink")
-            parent = os.path.dirname(parent)
-
-    out_root = ctx.directory / "hostfs"
-    out_root.mkdir(mode=0o755, exist_ok=True)
-    files: dict[str, str] = {}
-    for target, src in sorted(sources.items()):
-        rel = "/" + src.relative_to(source_root).as_posix()
-        dest = out_root / target.lstrip("/")
-        dest.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
-        if os.path.realpath(dest.parent) != os.path.realpath(out_root) + os.path.dirname(
-                target).rstrip("/"):  # cannot happen (checked above): never write through
-            raise InstallError(f"hostfs file {target}: its directory is a symlink")
-        if src.is_symlink():
-            os.symlink(os.readlink(src), dest)
-        elif rel in templated:
-            st = os.lstat(src)
-            if st.st_size > _TEMPLATE_LIMIT:
-                raise InstallError(f"/exports/hostfs{rel} (a template) is larger than "
-                                   f"{_TEMPLATE_LIMIT} bytes")
-            text = substitute(_decode(src.read_bytes(), f"/exports/hostfs{rel}"), values,
-                              source=f"/exports/hostfs{rel}")
-            dest.write_text(text)
-            os.chmod(dest, st.st_mode & 0o7777)
-        else:
-            shutil.copy2(src, dest, follow_symlinks=False)
-        files[target] = _file_digest(dest)
-    return files
-
-
-def _unit_file_name(ctx: _Context, quadlet: bool) -> str:
-    return f"{ctx.name}.container" if quadlet else f"{ctx.name}.service"
+def _unit_file_name(name: str, quadlet: bool) -> str:
+    return f"{name}.container" if quadlet else f"{name}.service"
 
 
 def _deploy(ctx: _Context, store: Store, options: InstallOptions) -> None:
@@ -749,55 +549,69 @@ def _fill_deployment(ctx: _Context, store: Store, options: InstallOptions) -> No
     ctx.directory.mkdir(mode=0o755)
     rootfs = ctx.directory / "rootfs"
     config = _checkout(store, options, ctx.image_id, rootfs)
-    manifest = _manifest(rootfs)
-    raw_service = _read_exported(rootfs, "exports/service.template")
-    service_template = _decode(raw_service, "/exports/service.template") \
+    manifest = read_manifest(rootfs)
+    raw_service = read_exported(rootfs, "exports/service.template")
+    service_template = decode(raw_service, "/exports/service.template") \
         if raw_service is not None else None
     values = _values(ctx, options, manifest, service_template)
     spec = _spec(ctx, rootfs, config, values)
     write_atomic(ctx.directory / CONFIG_NAME, spec.to_json())
 
-    raw_tmpfiles = _read_exported(rootfs, "exports/tmpfiles.template")
-    uid, gid = host_ids()
-    if raw_tmpfiles is not None:
-        tmpfiles = substitute(_decode(raw_tmpfiles, "/exports/tmpfiles.template"), values,
-                              source="/exports/tmpfiles.template")
-    else:
-        tmpfiles = _units.tmpfiles_directories(_missing_bind_sources(spec), uid, gid)
-    tmpfiles_name = f"tmpfiles-{ctx.name}.conf"
+    tmpfiles = _render_tmpfiles(rootfs, spec, values)
     if tmpfiles:
-        (ctx.directory / tmpfiles_name).write_text(tmpfiles)
-
+        tmpfiles_copy(ctx.directory, ctx.name).write_text(tmpfiles)
     unit_name: str | None = None
     if not manifest.get("noContainerService", False):
-        unit_name = _unit_file_name(ctx, options.quadlet)
-        if options.quadlet:
-            unit = _quadlet(ctx, spec, options, store)
-        else:
-            unit = substitute(service_template or _units.DEFAULT_SERVICE_TEMPLATE, values,
-                              source="/exports/service.template" if service_template
-                              else "the default service template")
-            unit = _units.add_dependencies(unit, requires=ctx.requires, after=ctx.after,
-                                           wants=ctx.wants)
+        unit_name = _unit_file_name(ctx.name, options.quadlet)
+        unit = _render_unit(ctx, spec, options, store, service_template, values)
         (ctx.directory / unit_name).write_text(unit)
+    hostfs = render_hostfs(ctx.name, rootfs, ctx.directory, manifest, values)
+    write_info(ctx.directory, _info_record(ctx, options, unit_name, bool(tmpfiles), hostfs,
+                                           values["RUNTIME"]))
 
-    hostfs = _render_hostfs(ctx, rootfs, manifest, values)
+
+def _render_tmpfiles(rootfs: Path, spec: Spec, values: Mapping[str, str]) -> str:
+    """The tmpfiles.d lines: the image's template substituted, or a directory for each
+    bind-mount source missing on the host."""
+    raw_tmpfiles = read_exported(rootfs, "exports/tmpfiles.template")
+    uid, gid = host_ids()
+    if raw_tmpfiles is not None:
+        return substitute(decode(raw_tmpfiles, "/exports/tmpfiles.template"), values,
+                          source="/exports/tmpfiles.template")
+    return _units.tmpfiles_directories(_missing_bind_sources(spec), uid, gid)
+
+
+def _render_unit(ctx: _Context, spec: Spec, options: InstallOptions, store: Store,
+                 service_template: str | None, values: Mapping[str, str]) -> str:
+    """The Quadlet ``.container`` file, or the service template (the image's or the
+    default one) substituted, with the ``[Unit]`` dependencies added."""
+    if options.quadlet:
+        return _quadlet(ctx, spec, options, store)
+    unit = substitute(service_template or _units.DEFAULT_SERVICE_TEMPLATE, values,
+                      source="/exports/service.template" if service_template
+                      else "the default service template")
+    return _units.add_dependencies(unit, requires=ctx.requires, after=ctx.after,
+                                   wants=ctx.wants)
+
+
+def _info_record(ctx: _Context, options: InstallOptions, unit_name: str | None,
+                 has_tmpfiles: bool, hostfs: Mapping[str, str], runtime: str
+                 ) -> dict[str, Any]:
+    """The new deployment's ``info`` (nothing installed on the host yet)."""
     unit_dir = options.quadlet_dir if options.quadlet else options.unit_dir
-    info = {
+    return {
         "name": ctx.name, "deployment": ctx.n, "image": ctx.image,
         "image-name": ctx.image_name, "image-id": ctx.image_id, "digest": ctx.digest,
         "values": dict(ctx.values), "uuid": ctx.uuid, "created": _now(),
         "unit": str(Path(unit_dir) / unit_name) if unit_name else None,
         "unit-file": unit_name,
-        "tmpfiles": str(Path(options.tmpfiles_dir) / f"{ctx.name}.conf") if tmpfiles
+        "tmpfiles": str(Path(options.tmpfiles_dir) / f"{ctx.name}.conf") if has_tmpfiles
         else None,
         "has-container-service": unit_name is not None,
         "hostfs-files": hostfs, "installed-files": {}, "installed-dirs": [],
         "requires": list(ctx.requires), "after": list(ctx.after), "wants": list(ctx.wants),
-        "quadlet": options.quadlet, "runtime": values["RUNTIME"],
-        "runtime-root": options.runc_root,
+        "quadlet": options.quadlet, "runtime": runtime, "runtime-root": options.runc_root,
     }
-    _write_info(ctx.directory, info)
 
 
 def _quadlet(ctx: _Context, spec: Spec, options: InstallOptions, store: Store) -> str:
@@ -815,184 +629,8 @@ def _quadlet(ctx: _Context, spec: Spec, options: InstallOptions, store: Store) -
         after=ctx.after, wants=ctx.wants)
 
 
-def _write_info(directory: Path, info: Mapping[str, Any]) -> None:
-    write_atomic(directory / INFO_NAME, (json.dumps(info, indent=2) + "\n").encode())
-
-
-def _read_info(directory: Path) -> dict[str, Any]:
-    try:
-        info: dict[str, Any] = json.loads((directory / INFO_NAME).read_text())
-    except (OSError, ValueError) as exc:
-        raise InstallError(f"{directory / INFO_NAME}: cannot read: {exc}") from exc
-    return info
-
-
 # ---------------------------------------------------------------------------------------
 # activation: host files, unit, tmpfiles, symlink
-
-
-class _Journal:
-    """The host changes of one activation, undone (in reverse order) when it fails before
-    its commit point, the switch of the ``<checkouts>/<name>`` symlink. A file that is
-    replaced or removed is first hard-linked to ``.NAME.install-old`` next to it, so
-    that undoing puts back exactly what was there (an admin's edits included)."""
-
-    def __init__(self) -> None:
-        self._changes: list[tuple[Path, Path | None]] = []
-        self._seen: set[Path] = set()
-        self.created_dirs: list[Path] = []
-
-    def _record(self, path: Path) -> None:
-        if path in self._seen:  # the first backup is what was there before us
-            return
-        self._seen.add(path)
-        backup = None
-        if os.path.lexists(path):
-            backup = path.parent / f".{path.name}.install-old"
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(backup)
-            os.link(path, backup, follow_symlinks=False)
-        self._changes.append((path, backup))
-
-    def replace(self, path: Path, tmp: Path) -> None:
-        """Rename ``tmp`` over ``path``."""
-        self._record(path)
-        os.replace(tmp, path)
-
-    def write(self, path: Path, data: bytes) -> None:
-        self._record(path)
-        write_atomic(path, data)
-
-    def remove(self, path: Path) -> None:
-        if os.path.lexists(path):
-            self._record(path)
-            os.unlink(path)
-
-    def mkdir(self, path: Path) -> None:
-        path.mkdir(mode=0o755)
-        self.created_dirs.append(path)
-
-    def undo(self) -> None:
-        for path, backup in reversed(self._changes):
-            try:
-                if backup is not None:
-                    os.replace(backup, path)
-                else:
-                    with contextlib.suppress(FileNotFoundError):
-                        os.unlink(path)
-            except OSError as exc:
-                log.error("could not restore %s: %s", path, exc)
-        for directory in reversed(self.created_dirs):
-            with contextlib.suppress(OSError):
-                os.rmdir(directory)
-
-    def commit(self) -> None:
-        for _path, backup in self._changes:
-            if backup is not None:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(backup)
-
-
-def _check_host_files(name: str, directory: Path, files: Mapping[str, str],
-                      owned: Mapping[str, str], options: InstallOptions,
-                      reserved: Iterable[Path]) -> None:
-    """Refuse, before anything on the host changes, a deployment whose host files would
-    overwrite files this container did not install, go through a directory symlink
-    out of the host root, need a directory where the host has a file, replace the unit
-    or the tmpfiles.d file, or be symlinks pointing outside the host root."""
-    root = os.path.realpath(options.host_root)
-    reserved = set(reserved)
-    for target in sorted(files):
-        path = _host_path(options, target)
-        if path in reserved:
-            raise InstallError(f"hostfs file {target} would replace {path}, the "
-                               "installation's own unit or tmpfiles.d file")
-        parent = os.path.realpath(path.parent)
-        if not _within(parent, root):
-            raise InstallError(f"hostfs file {target}: {path.parent} leads outside the "
-                               f"host root {options.host_root} (to {parent})")
-        existing = parent
-        while not os.path.lexists(existing):
-            existing = os.path.dirname(existing)
-        if not os.path.isdir(existing):
-            raise InstallError(f"hostfs file {target}: {existing} on the host is not a "
-                               "directory")
-        if os.path.lexists(path):
-            if target not in owned:
-                raise InstallError(f"{path} exists and was not installed by {name}; "
-                                   "refusing to overwrite it")
-            if os.path.isdir(path) and not os.path.islink(path):
-                raise InstallError(f"{path} is a directory on the host; refusing to "
-                                   "replace it")
-        src = directory / "hostfs" / target.lstrip("/")
-        if src.is_symlink():
-            link = os.readlink(src)
-            resolved = os.path.realpath(os.path.join(parent, link))
-            if not _within(resolved, root):
-                raise InstallError(f"hostfs symlink {target} -> {link} points outside "
-                                   f"the host root {options.host_root}")
-
-
-def _remove_host_files(files: Mapping[str, str], keep: Iterable[str],
-                       options: InstallOptions) -> None:
-    """Remove the host files ``files`` (target -> checksum) but ``keep``, each only when
-    it is unchanged and still inside the host root; problems are logged, not raised
-    (this runs after the point of no return)."""
-    keep = set(keep)
-    root = os.path.realpath(options.host_root)
-    for target, digest in files.items():
-        if target in keep:
-            continue
-        path = _host_path(options, target)
-        try:
-            if not os.path.lexists(path):
-                continue
-            if not _within(os.path.realpath(path.parent), root):
-                log.warning("%s is no longer inside the host root; leaving it", path)
-                continue
-            if _file_digest(path) != digest:
-                log.warning("%s was changed since it was installed; leaving it", path)
-                continue
-            os.unlink(path)
-        except OSError as exc:
-            log.warning("could not remove %s: %s", path, exc)
-
-
-def _remove_empty_dirs(dirs: Iterable[str], options: InstallOptions) -> None:
-    for directory in sorted(dirs, key=lambda d: d.count("/"), reverse=True):
-        with contextlib.suppress(OSError):
-            os.rmdir(_host_path(options, directory))
-
-
-def _copy_host_files(directory: Path, files: Mapping[str, str], options: InstallOptions,
-                     journal: _Journal) -> list[str]:
-    """Copy the deployment's rendered host files into place (each renamed over its
-    target); the host directories created for them."""
-    created = []
-    for target in sorted(files):
-        src = directory / "hostfs" / target.lstrip("/")
-        dest = _host_path(options, target)
-        missing = []
-        parent = dest.parent
-        while not os.path.lexists(parent):
-            missing.append(parent)
-            parent = parent.parent
-        for d in reversed(missing):
-            journal.mkdir(d)
-            created.append("/" + d.relative_to(options.host_root).as_posix())
-        tmp = dest.parent / f".{dest.name}.install-tmp"
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        try:
-            if src.is_symlink():
-                os.symlink(os.readlink(src), tmp)
-            else:
-                shutil.copy2(src, tmp, follow_symlinks=False)
-            journal.replace(dest, tmp)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-    return created
 
 
 def _activate(name: str, n: int, previous: int | None, options: InstallOptions
@@ -1002,11 +640,11 @@ def _activate(name: str, n: int, previous: int | None, options: InstallOptions
     a failure before the switch puts back what was there (the previous deployment
     stays active and intact); the previous deployment's host files that the new one
     lacks are removed only after the switch."""
-    new_dir = _deployment_dir(name, n, options)
-    info = _read_info(new_dir)
+    new_dir = deployment_dir(options.checkouts, name, n)
+    info = read_info(new_dir)
     original_info = (new_dir / INFO_NAME).read_bytes()
-    old = _read_info(_deployment_dir(name, previous, options)) if previous is not None \
-        else None
+    old = read_info(deployment_dir(options.checkouts, name, previous)) \
+        if previous is not None else None
     new_files: dict[str, str] = info["hostfs-files"]
     old_files: dict[str, str] = old["installed-files"] if old else {}
     old_dirs: list[str] = old["installed-dirs"] if old else []
@@ -1021,10 +659,10 @@ def _activate(name: str, n: int, previous: int | None, options: InstallOptions
             raise InstallError(f"{path} exists and was not installed by {name}; refusing "
                                "to overwrite it")
     reserved = [p for p in (unit_path, tmpfiles_path, old_unit, old_tmpfiles) if p]
-    _check_host_files(name, new_dir, new_files, old_files, options, reserved)
-    journal = _Journal()
+    check_host_files(name, new_dir, new_files, old_files, options.host_root, reserved)
+    journal = Journal()
     try:
-        created = _copy_host_files(new_dir, new_files, options, journal)
+        created = copy_host_files(new_dir, new_files, options.host_root, journal)
         if unit_path is not None:
             unit_path.parent.mkdir(parents=True, exist_ok=True)
             journal.write(unit_path, (new_dir / info["unit-file"]).read_bytes())
@@ -1032,14 +670,14 @@ def _activate(name: str, n: int, previous: int | None, options: InstallOptions
             journal.remove(old_unit)
         if tmpfiles_path is not None:
             tmpfiles_path.parent.mkdir(parents=True, exist_ok=True)
-            journal.write(tmpfiles_path, (new_dir / f"tmpfiles-{name}.conf").read_bytes())
+            journal.write(tmpfiles_path, tmpfiles_copy(new_dir, name).read_bytes())
         if old_tmpfiles is not None and old_tmpfiles != tmpfiles_path:
             journal.remove(old_tmpfiles)
         if tmpfiles_path is not None:
             _tmpfiles(options, "--create", tmpfiles_path)
         info["installed-files"] = new_files
         info["installed-dirs"] = sorted(set(created) | set(old_dirs))
-        _write_info(new_dir, info)
+        write_info(new_dir, info)
         installation = Installation.from_info(new_dir)
         _switch_symlink(name, n, options)  # the commit point
     except BaseException as exc:
@@ -1052,17 +690,27 @@ def _activate(name: str, n: int, previous: int | None, options: InstallOptions
         raise
     journal.commit()
     if old is not None:
-        _remove_host_files(old_files, new_files, options)
-        _remove_empty_dirs(old_dirs, options)
-        dirs = sorted(set(created) | {d for d in old_dirs
-                                       if os.path.isdir(_host_path(options, d))})
-        if dirs != info["installed-dirs"]:
-            info["installed-dirs"] = dirs
-            try:
-                _write_info(new_dir, info)
-            except OSError as exc:
-                log.warning("%s: could not update %s: %s", name, INFO_NAME, exc)
+        _remove_previous(name, new_dir, info, old, created, options)
     return installation
+
+
+def _remove_previous(name: str, new_dir: Path, info: dict[str, Any],
+                     old: Mapping[str, Any], created: list[str], options: InstallOptions
+                     ) -> None:
+    """After the switch to ``new_dir`` (its ``info``): remove the host files of the
+    previous deployment (``old``) that the new one lacks and its directories that are
+    left empty, and record the directories that remain."""
+    old_dirs: list[str] = old["installed-dirs"]
+    remove_host_files(old["installed-files"], info["installed-files"], options.host_root)
+    remove_empty_dirs(old_dirs, options.host_root)
+    dirs = sorted(set(created) | {d for d in old_dirs
+                                   if os.path.isdir(host_path(options.host_root, d))})
+    if dirs != info["installed-dirs"]:
+        info["installed-dirs"] = dirs
+        try:
+            write_info(new_dir, info)
+        except OSError as exc:
+            log.warning("%s: could not update %s: %s", name, INFO_NAME, exc)
 
 
 def _switch_symlink(name: str, n: int, options: InstallOptions) -> None:
@@ -1108,16 +756,18 @@ def install(image: str, name: str, options: InstallOptions) -> Installation:
     _check_name(name)
     with _os_errors(f"installing {name}"), _locked(options):
         if _active(name, options) is not None or any(
-                os.path.lexists(_deployment_dir(name, n, options)) for n in (0, 1)):
+                os.path.lexists(deployment_dir(options.checkouts, name, n))
+                for n in (0, 1)):
             raise InstallError(f"system container {name} is already installed")
-        unit = Path(options.quadlet_dir if options.quadlet else options.unit_dir) / (
-            f"{name}.container" if options.quadlet else f"{name}.service")
+        unit = Path(options.quadlet_dir if options.quadlet else options.unit_dir) / \
+            _unit_file_name(name, options.quadlet)
         for path in (unit, Path(options.tmpfiles_dir) / f"{name}.conf"):
             if os.path.lexists(path):
                 raise InstallError(f"{path} already exists")
         with options.store.open() as store:
             image_name, image_id, digest = _pull(image, store, options, again=False)
-            ctx = _Context(name=name, n=0, directory=_deployment_dir(name, 0, options),
+            ctx = _Context(name=name, n=0,
+                           directory=deployment_dir(options.checkouts, name, 0),
                            image=image, image_name=image_name, image_id=image_id,
                            digest=digest, values=options.values, uuid=str(uuid.uuid4()),
                            requires=options.requires, after=options.after,
@@ -1136,119 +786,6 @@ def install(image: str, name: str, options: InstallOptions) -> Installation:
         return installation
 
 
-def _aside(name: str, n: int, options: InstallOptions) -> Path:
-    """Where update keeps the deployment it is replacing until the new one is active."""
-    return Path(options.checkouts) / f".{name}.{n}.replaced"
-
-
-def _backup_of(path: Path) -> Path:
-    """The hard link :class:`_Journal` keeps of a file it replaces or removes."""
-    return path.parent / f".{path.name}.install-old"
-
-
-def _owned_paths(info: Mapping[str, Any], options: InstallOptions, key: str
-                 ) -> dict[Path, str | None]:
-    """A deployment's host files (``key``: ``hostfs-files`` or ``installed-files``) ->
-    their checksums, and its unit and tmpfiles.d file -> ``None``."""
-    out: dict[Path, str | None] = {_host_path(options, target): digest
-                                   for target, digest in info.get(key, {}).items()}
-    for field in ("unit", "tmpfiles"):
-        if info.get(field):
-            out[Path(info[field])] = None
-    return out
-
-
-def _recover(name: str, active: int, options: InstallOptions) -> None:
-    """Clean up after an update that was interrupted by a crash (a failed update cleans
-    up after itself). ``.<name>.<N>.replaced`` is the deployment that update was
-    replacing: when ``N`` is the active deployment the update got past its switch, and
-    it and the activation's ``.install-old`` backups are dropped (and the previous
-    deployment's host files the new one lacks removed, as the update would have);
-    otherwise the update never switched, so its host changes are put back from the
-    backups, the half-made deployment removed and the replaced one put back (it stays
-    the rollback target)."""
-    for n in (0, 1):
-        aside = _aside(name, n, options)
-        if not os.path.lexists(aside):
-            continue
-        directory = _deployment_dir(name, n, options)
-        other = _deployment_dir(name, 1 - n, options)
-        if n == active:
-            log.warning("%s: finishing an update to deployment %d that was interrupted "
-                        "after its switch", name, n)
-            with contextlib.suppress(InstallError):
-                _finish_interrupted(_read_info(directory), _read_info(other), options)
-            shutil.rmtree(aside)
-            continue
-        log.warning("%s: undoing an update to deployment %d that was interrupted before "
-                    "its switch", name, n)
-        if (directory / INFO_NAME).is_file():
-            with contextlib.suppress(InstallError):
-                _undo_interrupted(_read_info(directory), _read_info(other), options)
-        if os.path.lexists(directory):
-            shutil.rmtree(directory)
-        os.rename(aside, directory)
-
-
-def _finish_interrupted(new: Mapping[str, Any], previous: Mapping[str, Any],
-                        options: InstallOptions) -> None:
-    """What an activation of ``new`` does after its switch, when it was interrupted
-    there: drop the ``.install-old`` backups it kept and remove the host files of the
-    ``previous`` deployment that ``new`` lacks (only unchanged ones)."""
-    for info in (new, previous):
-        for path in _owned_paths(info, options, "installed-files"):
-            try:
-                os.unlink(_backup_of(path))
-            except FileNotFoundError:
-                pass
-            except OSError as exc:
-                log.warning("could not remove %s: %s", _backup_of(path), exc)
-    _remove_host_files(previous.get("installed-files", {}),
-                       new.get("installed-files", {}), options)
-    _remove_empty_dirs(previous.get("installed-dirs", ()), options)
-
-
-def _undo_interrupted(info: Mapping[str, Any], active: Mapping[str, Any],
-                      options: InstallOptions) -> None:
-    """Put back what an activation of the deployment ``info`` that never reached its
-    switch changed on the host (``active`` is the deployment still active): each file
-    it replaced or removed from its ``.install-old`` backup; each file it created (not
-    the active deployment's, and still as it wrote it) removed, with the directories it
-    recorded creating when they are empty. Problems are logged."""
-    owned = _owned_paths(active, options, "installed-files")
-    deployment = _deployment_dir(info["name"], int(info["deployment"]), options)
-    rendered: dict[Path, str | None] = {}
-    for target, digest in info.get("hostfs-files", {}).items():
-        rendered[_host_path(options, target)] = digest
-    if info.get("unit") and info.get("unit-file"):
-        rendered[Path(info["unit"])] = _digest_or_none(deployment / info["unit-file"])
-    if info.get("tmpfiles"):
-        rendered[Path(info["tmpfiles"])] = _digest_or_none(
-            deployment / f"tmpfiles-{info['name']}.conf")
-    for path in [*rendered, *(p for p in owned if p not in rendered)]:
-        backup = _backup_of(path)
-        try:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(path.parent / f".{path.name}.install-tmp")
-            if os.path.lexists(backup):
-                os.replace(backup, path)
-            elif path not in owned and os.path.lexists(path) and \
-                    rendered.get(path) is not None and \
-                    _file_digest(path) == rendered[path]:
-                os.unlink(path)
-        except OSError as exc:
-            log.warning("could not restore %s: %s", path, exc)
-    created = set(info.get("installed-dirs", ())) - set(active.get("installed-dirs", ()))
-    _remove_empty_dirs(created, options)
-
-
-def _digest_or_none(path: Path) -> str | None:
-    try:
-        return _file_digest(path)
-    except OSError:
-        return None
-
-
 def update(name: str, options: InstallOptions, image: str | None = None, *,
            force: bool = False) -> Installation:
     """Pull the image again (or ``image``, a rebase; an image that exists only in the
@@ -1261,8 +798,8 @@ def update(name: str, options: InstallOptions, image: str | None = None, *,
         active = _active(name, options)
         if active is None:
             raise InstallError(f"system container {name} is not installed")
-        _recover(name, active, options)
-        current = Installation.from_info(_deployment_dir(name, active, options))
+        recover(name, active, options.checkouts, options.host_root)
+        current = Installation.from_info(deployment_dir(options.checkouts, name, active))
         values = FrozenDict({**current.values, **options.values})
         # the unit stays what it is (a Quadlet file does not turn into a .service)
         options = attrs.evolve(options, quadlet=current.quadlet)
@@ -1273,14 +810,14 @@ def update(name: str, options: InstallOptions, image: str | None = None, *,
                 log.info("%s: latest version already installed", name)
                 return current
             other = 1 - active
-            directory = _deployment_dir(name, other, options)
+            directory = deployment_dir(options.checkouts, name, other)
             ctx = _Context(
                 name=name, n=other, directory=directory, image=image or current.image,
                 image_name=image_name, image_id=image_id, digest=digest, values=values,
-                uuid=str(_read_info(current.path).get("uuid", uuid.uuid4())),
+                uuid=str(read_info(current.path).get("uuid", uuid.uuid4())),
                 requires=options.requires or current.requires,
                 after=options.after or current.after, wants=options.wants or current.wants)
-            aside = _aside(name, other, options)
+            aside = replaced_dir(options.checkouts, name, other)
             if os.path.lexists(directory):
                 os.rename(directory, aside)
             try:
@@ -1309,9 +846,9 @@ def rollback(name: str, options: InstallOptions) -> Installation:
         active = _active(name, options)
         if active is None:
             raise InstallError(f"system container {name} is not installed")
-        _recover(name, active, options)
+        recover(name, active, options.checkouts, options.host_root)
         other = 1 - active
-        if not (_deployment_dir(name, other, options) / INFO_NAME).is_file():
+        if not (deployment_dir(options.checkouts, name, other) / INFO_NAME).is_file():
             raise InstallError(f"system container {name} has no previous deployment to "
                                "roll back to")
         installation = _activate(name, other, active, options)
@@ -1332,13 +869,13 @@ def uninstall(name: str, options: InstallOptions, *, remove_image: bool = False)
     with _os_errors(f"uninstalling {name}"), _locked(options):
         active = _active(name, options)
         if active is not None:
-            _recover(name, active, options)
-        dirs = [d for d in (_deployment_dir(name, n, options) for n in (0, 1))
+            recover(name, active, options.checkouts, options.host_root)
+        dirs = [d for d in (deployment_dir(options.checkouts, name, n) for n in (0, 1))
                 if os.path.lexists(d)]
         if active is None and not dirs:
             raise InstallError(f"system container {name} is not installed")
-        infos = [_read_info(d) for d in dirs if (d / INFO_NAME).is_file()]
-        current = _read_info(_deployment_dir(name, active, options)) \
+        infos = [read_info(d) for d in dirs if (d / INFO_NAME).is_file()]
+        current = read_info(deployment_dir(options.checkouts, name, active)) \
             if active is not None else None
         if current is not None and current.get("unit"):
             unit = Path(current["unit"])
@@ -1357,15 +894,15 @@ def uninstall(name: str, options: InstallOptions, *, remove_image: bool = False)
                 _tmpfiles(options, "--remove", tmpfiles_path)
             tmpfiles_path.unlink()
         if current is not None:
-            _remove_host_files(current["installed-files"], (), options)
-            _remove_empty_dirs(current["installed-dirs"], options)
+            remove_host_files(current["installed-files"], (), options.host_root)
+            remove_empty_dirs(current["installed-dirs"], options.host_root)
         link = Path(options.checkouts) / name
         if os.path.islink(link):
             link.unlink()
         for d in dirs:
             shutil.rmtree(d)
         for n in (0, 1):
-            shutil.rmtree(_aside(name, n, options), ignore_errors=True)
+            shutil.rmtree(replaced_dir(options.checkouts, name, n), ignore_errors=True)
         if remove_image:
             _remove_images(name, {i["image-id"] for i in infos}, options)
         log.info("uninstalled %s", name)
@@ -1393,7 +930,7 @@ def get_installation(name: str, options: InstallOptions) -> Installation:
     active = _active(name, options)
     if active is None:
         raise InstallError(f"system container {name} is not installed")
-    return Installation.from_info(_deployment_dir(name, active, options))
+    return Installation.from_info(deployment_dir(options.checkouts, name, active))
 
 
 def list_installed(options: InstallOptions) -> tuple[Installation, ...]:

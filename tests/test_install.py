@@ -1075,13 +1075,16 @@ def test_command_timeout(env: Env, tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 def _crash_during_update(options: InstallOptions, where: str) -> None:
     """Run ``update("etcd", options)`` in another process that dies (``os._exit``, no
-    clean-up) when it calls ``where`` (``_switch_symlink``, ``_Journal.commit``)."""
+    clean-up) when it calls ``where`` (``_switch_symlink``, of oci_runtime.install, or
+    ``MODULE:ATTR``: ``oci_runtime._hostfiles:Journal.commit``)."""
+    module, _, attr = where.rpartition(":")
     script = ("import importlib, os, pickle, sys\n"
-              "m = importlib.import_module('oci_runtime.install')\n"
+              f"m = importlib.import_module({module or 'oci_runtime.install'!r})\n"
               "def crash(*args, **kwargs):\n"
               "    os._exit(86)\n"
-              f"m.{where} = crash\n"
-              "m.update('etcd', pickle.loads(sys.stdin.buffer.read()))\n"
+              f"m.{attr} = crash\n"
+              "importlib.import_module('oci_runtime.install')"
+              ".update('etcd', pickle.loads(sys.stdin.buffer.read()))\n"
               "sys.exit(1)\n")
     result = subprocess.run([sys.executable, "-c", script], input=pickle.dumps(options),
                             capture_output=True, timeout=300, check=False)
@@ -1138,7 +1141,7 @@ def test_update_interrupted_by_a_crash(env: Env) -> None:
 
     # 3. dies just after the switch: the update is done but for its clean-up
     assert rollback("etcd", options).image_id == id2
-    _crash_during_update(options, "_Journal.commit")
+    _crash_during_update(options, "oci_runtime._hostfiles:Journal.commit")
     assert os.readlink(checkouts / "etcd") == "etcd.0"
     assert (checkouts / ".etcd.0.replaced").is_dir()
     assert _leftovers(env)
