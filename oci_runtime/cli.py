@@ -5,7 +5,7 @@ and manage system containers, as ``atomic install --system`` did.
                           [--runtime runc] [--runtime-root DIR]
         run [--rm | -d] [--name N] [--pull missing|always|never] [--tls-verify=false]
             [-t] [-e K=V] [-u USER] [-w DIR] [--entrypoint CMD] [--read-only]
-            [-v HOST:CTR[:ro]] [--tmpfs PATH] [--cap-add CAP] [--cap-drop CAP]
+            [-v HOST:CTR[:ro]] [--tmpfs PATH[:OPTS]] [--cap-add CAP] [--cap-drop CAP]
             [--network none|host] [--hostname H] [--memory BYTES] [--pids-limit N]
             IMAGE [COMMAND [ARG...]]
         ps [--json]                  the store's containers and their runc status
