@@ -44,8 +44,8 @@ from oci_runtime.profiles import default_spec
 from oci_runtime.run import StoreLocation
 from oci_storage.store import Store
 
-from .peers import require, require_root, run_tool
-from .test_store import CONTAINERS_CONF
+from .peers import require, require_root
+from .test_store import podman_for
 
 PLAIN = OpenOptions(registry=RegistryOptions(tls_verify=False))
 #: the module (``oci_runtime.install`` the attribute could be taken for the function)
@@ -586,39 +586,21 @@ def test_quadlet_output(env: Env, tmp_path: Path,
     # what the file says, podman runs: its GlobalArgs find the image by that ID in our
     # store, and the Volume= binds work (the generator is not in podman 4.3; this is
     # the `podman run` it would generate, minus systemd's --cidfile/--sdnotify)
-    podman = require("podman")
+    # (test_store's podman on our store: the same --root/--runroot/--storage-driver as
+    # the GlobalArgs checked above, plus private test state only: a private /var/lib,
+    # --tmpdir for libpod's /run/libpod, cgroupfs, file events)
     require("unshare")
-    home = tmp_path / "podman-home"
-    for sub in ("tmp", "xdg"):
-        (home / sub).mkdir(parents=True)
-    (home / "containers.conf").write_text(CONTAINERS_CONF)
-    (home / "registries.conf").write_text("unqualified-search-registries = []\n")
-    (home / "auth.json").write_text('{"auths": {}}')
-    (home / "storage.conf").write_text(
-        f'[storage]\ndriver = "{driver}"\ngraphroot = "{store.graphroot}"\n'
-        f'runroot = "{store.runroot}"\n')
-    env_vars = {**os.environ, "CONTAINERS_CONF": str(home / "containers.conf"),
-                "CONTAINERS_REGISTRIES_CONF": str(home / "registries.conf"),
-                "CONTAINERS_STORAGE_CONF": str(home / "storage.conf"),
-                "REGISTRY_AUTH_FILE": str(home / "auth.json"), "HOME": str(home),
-                "XDG_RUNTIME_DIR": str(home / "xdg")}
-    # private test state only: a private /var/lib (podman's blob-info cache) and
-    # --tmpdir (libpod's /run/libpod); the rest is the file's own arguments
-    private = ["--tmpdir", str(home / "tmp"), "--cgroup-manager", "cgroupfs",
-               "--events-backend", "file"]
-    script = ('mount -t tmpfs tmpfs /var/lib && mkdir -p /var/lib/containers/cache '
-              '&& exec "$0" "$@"')
-    run = ["unshare", "-m", "--propagation", "private", "sh", "-c", script, podman,
-           *global_args, *private, "run", "--rm", "--pull=never", "--name",
-           dict(container)["ContainerName"], "--read-only",
-           *[a for v in volumes for a in ("-v", v)], dict(container)["Image"],
-           "/bin/sh", "-c", "echo ran by podman > /state/podman.out; cat /etc/passwd"]
+    podman = podman_for(tmp_path / "podman-home", Path(store.graphroot),
+                        Path(store.runroot), driver)
     try:
-        result = run_tool(run, env=env_vars, timeout=300)
+        result = podman.run(
+            "run", "--rm", "--pull=never", "--name", dict(container)["ContainerName"],
+            "--read-only", *[a for v in volumes for a in ("-v", v)],
+            dict(container)["Image"],
+            "/bin/sh", "-c", "echo ran by podman > /state/podman.out; cat /etc/passwd")
     finally:
-        subprocess.run([*run[:7], podman, *global_args, *private, "rm", "--force",
-                        "--ignore", "etcd"],
-                       env=env_vars, capture_output=True, timeout=120, check=False)
+        subprocess.run(podman.argv("rm", "--force", "--ignore", "etcd"), env=podman.env(),
+                       capture_output=True, timeout=120, check=False)
     assert result.stdout == b"root:x:0:0:root:/root:/bin/sh\n"  # the image's own file
     assert (state / "podman.out").read_text() == "ran by podman\n"
 

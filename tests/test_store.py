@@ -278,17 +278,23 @@ def podman_on_store(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory,
     require("podman")
     require("unshare")
     require_root("podman with a private root-owned store")
-    home = tmp_path / "podman-home"
+    # podman refuses a runroot of more than 50 characters: keep it short
+    return podman_for(tmp_path / "podman-home", tmp_path / "graph",
+                      tmp_path_factory.mktemp("run"), driver)
+
+
+def podman_for(home: Path, graphroot: Path, runroot: Path, driver: str) -> PodmanOnStore:
+    """podman's private configuration under ``home`` for the store at ``graphroot`` and
+    ``runroot`` (a runroot podman accepts: at most 50 characters)."""
     for sub in ("tmp", "xdg"):
         (home / sub).mkdir(parents=True)
-    # podman refuses a runroot of more than 50 characters: keep it short
-    graph, run = tmp_path / "graph", tmp_path_factory.mktemp("run")
     (home / "containers.conf").write_text(CONTAINERS_CONF)
     (home / "registries.conf").write_text("unqualified-search-registries = []\n")
     (home / "auth.json").write_text('{"auths": {}}')
     (home / "storage.conf").write_text(
-        f'[storage]\ndriver = "{driver}"\ngraphroot = "{graph}"\nrunroot = "{run}"\n')
-    return PodmanOnStore(home, graph, run, driver)
+        f'[storage]\ndriver = "{driver}"\ngraphroot = "{graphroot}"\n'
+        f'runroot = "{runroot}"\n')
+    return PodmanOnStore(home, graphroot, runroot, driver)
 
 
 def busybox_image() -> BuiltImage:
