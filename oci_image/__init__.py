@@ -8,10 +8,10 @@ transport.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .errors import OCIError
+from .spec._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from .build import ImageBuilder
@@ -51,8 +51,5 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'oci_image' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+if not TYPE_CHECKING:  # (mypy sees the imports above, and flags a name that is not one)
+    __getattr__ = lazy_exports(globals(), _LAZY)

@@ -5,7 +5,9 @@ docs/runc.md, docs/runtime.md, docs/system-containers.md).
 The installer's ``install`` function is not exported here: ``oci_runtime.install`` is its
 module (``from oci_runtime.install import install``)."""
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from oci_image.spec._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from .bundle import Bundle
@@ -51,20 +53,20 @@ if TYPE_CHECKING:
 
 #: where each exported name lives; modules load on first use
 _EXPORTS = {
-    "Bundle": "bundle", "ConvertOptions": "convert", "FilesystemOptions": "convert",
-    "ProcessOptions": "convert", "ResourceLimits": "convert", "SecurityOptions": "convert",
-    "spec_from_image": "convert", "default_spec": "profiles", "harden": "profiles",
-    "rootless_spec": "profiles", "seccomp_from_profile": "profiles",
-    "to_rootless": "profiles", "RunImageOptions": "run", "StoreLocation": "run",
-    "run_image": "run", "resolve_image": "run",
-    "PreparedContainer": "run", "prepare_container": "run", "remove_container": "run",
-    "stop_container": "run", "Spec": "spec", "Runc": "runc",
-    "Installation": "install", "InstallOptions": "install",
-    "get_installation": "install", "list_installed": "install",
-    "rollback": "install", "uninstall": "install", "update": "install",
-    "ContainerNotFoundError": "errors", "InstallError": "errors",
-    "OCIRuntimeError": "errors", "RuncError": "errors", "RuncNotFoundError": "errors",
-    "SpecError": "errors", "UserNotFoundError": "errors",
+    "Bundle": ".bundle", "ConvertOptions": ".convert", "FilesystemOptions": ".convert",
+    "ProcessOptions": ".convert", "ResourceLimits": ".convert", "SecurityOptions": ".convert",
+    "spec_from_image": ".convert", "default_spec": ".profiles", "harden": ".profiles",
+    "rootless_spec": ".profiles", "seccomp_from_profile": ".profiles",
+    "to_rootless": ".profiles", "RunImageOptions": ".run", "StoreLocation": ".run",
+    "run_image": ".run", "resolve_image": ".run",
+    "PreparedContainer": ".run", "prepare_container": ".run", "remove_container": ".run",
+    "stop_container": ".run", "Spec": ".spec", "Runc": ".runc",
+    "Installation": ".install", "InstallOptions": ".install",
+    "get_installation": ".install", "list_installed": ".install",
+    "rollback": ".install", "uninstall": ".install", "update": ".install",
+    "ContainerNotFoundError": ".errors", "InstallError": ".errors",
+    "OCIRuntimeError": ".errors", "RuncError": ".errors", "RuncNotFoundError": ".errors",
+    "SpecError": ".errors", "UserNotFoundError": ".errors",
 }
 
 __all__ = [
@@ -107,10 +109,5 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'oci_runtime' has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(f".{module}", __name__), name)
+if not TYPE_CHECKING:  # (mypy sees the imports above, and flags a name that is not one)
+    __getattr__ = lazy_exports(globals(), _EXPORTS)

@@ -11,7 +11,9 @@ The modules: :mod:`~oci_storage.store` (:class:`Store`), :mod:`~oci_storage.appl
 and :mod:`~oci_storage.transport`. The names below are the curated API.
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from oci_image.spec._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from .apply import (
@@ -31,22 +33,17 @@ if TYPE_CHECKING:
 #: where each exported name lives; modules load on first use (a CLI that only needs the
 #: store does not pay for the rest)
 _EXPORTS = {
-    "AppliedLayer": "apply", "ApplyLimits": "apply", "ApplyOptions": "apply",
-    "DevicePolicy": "apply", "WhiteoutMode": "apply", "apply_layer": "apply",
-    "CheckReport": "check", "check_store": "check", "gc_layers": "check",
-    "repair_store": "check", "StorageConfig": "config", "load_storage_config": "config",
-    "StorageError": "errors", "StagedLayer": "store", "Store": "store",
-    "UnpackedImage": "unpack", "unpack_image": "unpack",
+    "AppliedLayer": ".apply", "ApplyLimits": ".apply", "ApplyOptions": ".apply",
+    "DevicePolicy": ".apply", "WhiteoutMode": ".apply", "apply_layer": ".apply",
+    "CheckReport": ".check", "check_store": ".check", "gc_layers": ".check",
+    "repair_store": ".check", "StorageConfig": ".config", "load_storage_config": ".config",
+    "StorageError": ".errors", "StagedLayer": ".store", "Store": ".store",
+    "UnpackedImage": ".unpack", "unpack_image": ".unpack",
 }
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'oci_storage' has no attribute {name!r}")
-    import importlib
-
-    return getattr(importlib.import_module(f".{module}", __name__), name)
+if not TYPE_CHECKING:  # (mypy sees the imports above, and flags a name that is not one)
+    __getattr__ = lazy_exports(globals(), _EXPORTS)
 
 
 __all__ = [

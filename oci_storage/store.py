@@ -24,7 +24,6 @@ a layer is deleted); opening a store deletes the layers still marked so.
 from __future__ import annotations
 
 import contextlib
-import importlib
 import json
 import os
 import re
@@ -33,12 +32,13 @@ import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, BinaryIO, Final
+from typing import TYPE_CHECKING, BinaryIO, Final
 
 import attrs
 
 from oci_image.errors import DiffIDMismatchError, DigestMismatchError
 from oci_image.spec import Digest
+from oci_image.spec._lazy import lazy_exports
 
 from .drivers import DRIVERS, Driver, select_driver
 from .drivers.overlay import OverlayDriver, is_mounted
@@ -97,15 +97,7 @@ _WRITERS: Final = ("AppliedLayer", "ApplyLimits", "ApplyOptions", "WhiteoutMode"
                    "apply_layer", "TarSplitWriter")
 
 
-def _lazy(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __package__), name)
-    globals()[name] = value
-    return value
-
-
+_lazy = lazy_exports(globals(), _LAZY)
 if not TYPE_CHECKING:  # (mypy sees the imports above, and flags a name that is not one)
     __getattr__ = _lazy
 

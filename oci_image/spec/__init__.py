@@ -7,7 +7,9 @@ This subpackage is a leaf: it imports only the standard library, ``attrs`` and
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from ._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from ._json import DEFAULT_SIZE_LIMIT, FrozenDict
@@ -50,23 +52,23 @@ if TYPE_CHECKING:
 #: where each exported name lives: a submodule loads on first use of one of its names,
 #: so ``from oci_image.spec import Digest`` does not build the manifest classes
 _EXPORTS = {
-    "DEFAULT_SIZE_LIMIT": "_json", "FrozenDict": "_json",
-    "ContainerConfig": "config", "HistoryEntry": "config", "ImageConfig": "config",
-    "RootFS": "config", "normalize_oci_config": "config",
-    "Descriptor": "descriptor",
-    "SUPPORTED_ALGORITHMS": "digest", "Digest": "digest", "DigestHasher": "digest",
-    "Readable": "digest", "VerifiedStream": "digest", "VerifyingReader": "digest",
-    "AnyManifest": "manifest", "ImageIndex": "manifest", "ImageManifest": "manifest",
-    "Schema1Manifest": "manifest", "choose_instance": "manifest",
-    "guess_media_type": "manifest", "manifest_digest": "manifest",
-    "parse_manifest": "manifest", "schema1_config": "manifest",
-    "Compression": "mediatype", "MediaType": "mediatype", "compression_of": "mediatype",
-    "is_docker_schema1": "mediatype", "is_index": "mediatype", "is_layer": "mediatype",
-    "is_manifest": "mediatype", "is_nondistributable": "mediatype",
-    "is_single_manifest": "mediatype", "layer_media_type": "mediatype",
-    "Platform": "platform", "host_platform": "platform",
-    "platform_preferences": "platform",
-    "DEFAULT_DOMAIN": "reference", "DEFAULT_TAG": "reference", "Reference": "reference",
+    "DEFAULT_SIZE_LIMIT": "._json", "FrozenDict": "._json",
+    "ContainerConfig": ".config", "HistoryEntry": ".config", "ImageConfig": ".config",
+    "RootFS": ".config", "normalize_oci_config": ".config",
+    "Descriptor": ".descriptor",
+    "SUPPORTED_ALGORITHMS": ".digest", "Digest": ".digest", "DigestHasher": ".digest",
+    "Readable": ".digest", "VerifiedStream": ".digest", "VerifyingReader": ".digest",
+    "AnyManifest": ".manifest", "ImageIndex": ".manifest", "ImageManifest": ".manifest",
+    "Schema1Manifest": ".manifest", "choose_instance": ".manifest",
+    "guess_media_type": ".manifest", "manifest_digest": ".manifest",
+    "parse_manifest": ".manifest", "schema1_config": ".manifest",
+    "Compression": ".mediatype", "MediaType": ".mediatype", "compression_of": ".mediatype",
+    "is_docker_schema1": ".mediatype", "is_index": ".mediatype", "is_layer": ".mediatype",
+    "is_manifest": ".mediatype", "is_nondistributable": ".mediatype",
+    "is_single_manifest": ".mediatype", "layer_media_type": ".mediatype",
+    "Platform": ".platform", "host_platform": ".platform",
+    "platform_preferences": ".platform",
+    "DEFAULT_DOMAIN": ".reference", "DEFAULT_TAG": ".reference", "Reference": ".reference",
 }
 
 __all__ = [
@@ -112,20 +114,9 @@ __all__ = [
 ]
 
 
-def _load(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
-
-
 def __dir__() -> list[str]:
     return sorted({*globals(), *__all__})
 
 
 if not TYPE_CHECKING:  # (mypy sees the imports above, and flags a name that is not one)
-    __getattr__ = _load
+    __getattr__ = lazy_exports(globals(), _EXPORTS)
