@@ -246,6 +246,14 @@ def _active(name: str, options: InstallOptions) -> int | None:
     return int(match.group(1))
 
 
+def _installed(name: str, options: InstallOptions) -> int:
+    """The active deployment of ``name``; InstallError when it is not installed."""
+    active = _active(name, options)
+    if active is None:
+        raise InstallError(f"system container {name} is not installed")
+    return active
+
+
 @contextlib.contextmanager
 def _locked(options: InstallOptions) -> Iterator[None]:
     """Exclusive access to the checkouts directory (an flock on the directory)."""
@@ -795,9 +803,7 @@ def update(name: str, options: InstallOptions, image: str | None = None, *,
     values changed the installation is left as it is (unless ``force``)."""
     _check_name(name)
     with _os_errors(f"updating {name}"), _locked(options):
-        active = _active(name, options)
-        if active is None:
-            raise InstallError(f"system container {name} is not installed")
+        active = _installed(name, options)
         recover(name, active, options.checkouts, options.host_root)
         current = Installation.from_info(deployment_dir(options.checkouts, name, active))
         values = FrozenDict({**current.values, **options.values})
@@ -843,9 +849,7 @@ def rollback(name: str, options: InstallOptions) -> Installation:
     """Switch back to the other deployment (its unit, tmpfiles.d file and host files)."""
     _check_name(name)
     with _os_errors(f"rolling back {name}"), _locked(options):
-        active = _active(name, options)
-        if active is None:
-            raise InstallError(f"system container {name} is not installed")
+        active = _installed(name, options)
         recover(name, active, options.checkouts, options.host_root)
         other = 1 - active
         if not (deployment_dir(options.checkouts, name, other) / INFO_NAME).is_file():
@@ -927,10 +931,8 @@ def _remove_images(name: str, image_ids: set[str], options: InstallOptions) -> N
 def get_installation(name: str, options: InstallOptions) -> Installation:
     """The active deployment of ``name``."""
     _check_name(name)
-    active = _active(name, options)
-    if active is None:
-        raise InstallError(f"system container {name} is not installed")
-    return Installation.from_info(deployment_dir(options.checkouts, name, active))
+    return Installation.from_info(
+        deployment_dir(options.checkouts, name, _installed(name, options)))
 
 
 def list_installed(options: InstallOptions) -> tuple[Installation, ...]:
