@@ -41,6 +41,7 @@ from oci_storage.transport import TRANSPORT
 from oci_storage.unpack import unpack_image
 
 from .hostile_layers import TarBuilder, corpus
+from .test_store import _blob
 from .test_unpack import _tree as unpack_tree
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,11 +88,6 @@ def _record(layer: Layer) -> tuple[object, ...]:
     return (layer.id, layer.names, layer.parent, layer.compressed_digest,
             layer.compressed_size, layer.uncompressed_digest, layer.uncompressed_size,
             layer.compression, layer.uids, layer.gids, dict(layer.flags))
-
-
-def _blob(image: BuiltImage, digest: Digest) -> bytes:
-    value = image.blobs[digest]
-    return value if isinstance(value, bytes) else value.read_bytes()
 
 
 @attrs.frozen
