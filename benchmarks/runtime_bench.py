@@ -20,8 +20,6 @@ each --runs times:
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -34,7 +32,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
 
-from storage_bench import podman_argv, podman_env, wipe_store  # noqa: E402
+from storage_bench import podman_argv, podman_env, preflight, wipe_store  # noqa: E402
 
 IMAGE = "localhost/bench/busybox:1"
 
@@ -72,14 +70,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=15)
     args = parser.parse_args()
-    if os.geteuid() != 0:
-        raise SystemExit("runtime_bench.py needs root (runc, overlay mounts)")
-    for tool in ("podman", "runc", "unshare"):
-        if shutil.which(tool) is None:
-            raise SystemExit(f"{tool} is not installed (scripts/install-peers.sh)")
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "oci_image"),
-                    str(ROOT / "oci_storage"), str(ROOT / "oci_runtime")], check=True,
-                   capture_output=True)
+    preflight("runtime_bench.py needs root (runc, overlay mounts)",
+              ("podman", "runc", "unshare"), ("oci_image", "oci_storage", "oci_runtime"))
     from oci_image.copy import copy_image
     from oci_runtime._process import ProcessIO
     from oci_runtime.bundle import Bundle

@@ -191,6 +191,18 @@ def print_rows(rows: list[dict[str, object]]) -> None:
             print(f"{r['case']:28} {float(r['ours_s']) * 1000:6.1f} ms")  # type: ignore[arg-type]
 
 
+def preflight(root_reason: str, tools: tuple[str, ...], packages: tuple[str, ...]) -> None:
+    """Root, the peer tools, and our packages byte-compiled (this machine sets
+    PYTHONDONTWRITEBYTECODE: without .pyc files every run would compile them)."""
+    if os.geteuid() != 0:
+        raise SystemExit(root_reason)
+    for tool in tools:
+        if shutil.which(tool) is None:
+            raise SystemExit(f"{tool} is not installed (scripts/install-peers.sh)")
+    subprocess.run([sys.executable, "-m", "compileall", "-q",
+                    *(str(ROOT / p) for p in packages)], check=True, capture_output=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size-mb", type=int, default=200)
@@ -199,13 +211,8 @@ def main() -> None:
     parser.add_argument("--cases", default="pull-overlay,pull-vfs,unpack,create")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON too")
     args = parser.parse_args()
-    if os.geteuid() != 0:
-        raise SystemExit("storage_bench.py needs root (overlay mounts, podman's private store)")
-    for tool in ("podman", "umoci", "unshare"):
-        if shutil.which(tool) is None:
-            raise SystemExit(f"{tool} is not installed (scripts/install-peers.sh)")
-    subprocess.run([sys.executable, "-m", "compileall", "-q", str(ROOT / "oci_image"),
-                    str(ROOT / "oci_storage")], check=True, capture_output=True)
+    preflight("storage_bench.py needs root (overlay mounts, podman's private store)",
+              ("podman", "umoci", "unshare"), ("oci_image", "oci_storage"))
     cases = args.cases.split(",")
     # podman names an oci: image after its path, which must be a valid repository name
     with tempfile.TemporaryDirectory(prefix="storagebench") as tmp:
